@@ -1,0 +1,16 @@
+"""iekd_keras: Inheritance and Exploration Knowledge Distillation (Huang et al., CVPR 2021)."""
+
+from iekd_keras import layers, models
+from iekd_keras.distillers.autoencoder_trainer import FactorAutoencoderTrainer
+from iekd_keras.distillers.distiller import Distiller
+from iekd_keras.optimizers.coupled_weight_decay_sgd import CoupledWeightDecaySGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoupledWeightDecaySGD",
+    "Distiller",
+    "FactorAutoencoderTrainer",
+    "layers",
+    "models",
+]

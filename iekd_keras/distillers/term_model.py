@@ -1,0 +1,70 @@
+"""A keras.Model whose training objective is a dict of named loss terms, each reported as a metric."""
+
+import keras
+
+from iekd_keras import replicas
+
+
+class TermModel(keras.Model):
+    """Base of the distillers: subclasses put ALL loss math in `compute_terms`, in `keras.ops`.
+
+    `compute_terms(x, y, training)` returns `(terms, predictions)`: `terms` maps names to this
+    replica's share of each loss term (see `iekd_keras.replicas`) and holds the total under
+    "loss"; `predictions` feed the compiled metrics (None for none). `train_step` and `test_step`
+    are thin backend wrappers around it, and every term is reported as its own metric with its
+    global-batch value.
+    """
+
+    def __init__(self, term_names, **kwargs):
+        super().__init__(**kwargs)
+        self.term_names = tuple(term_names)
+        self.term_trackers = [keras.metrics.Mean(name=name) for name in self.term_names]
+
+    @property
+    def metrics(self):
+        compiled = getattr(self, "_compile_metrics", None)
+        return [*self.term_trackers, *([compiled] if compiled is not None else [])]
+
+    def compute_terms(self, x, y, training):
+        raise NotImplementedError
+
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} got sample weights, which it does not support: "
+                "give (inputs, labels) batches."
+            )
+        return x, y
+
+    def _report(self, terms, y, predictions):
+        replicas_in_sync = replicas.replica_count()
+        for tracker in self.term_trackers:
+            if tracker.name in terms:
+                tracker.update_state(terms[tracker.name] * replicas_in_sync)
+        logs = self.compute_metrics(None, y, predictions, None) if predictions is not None else {}
+        logs = {name: value for name, value in logs.items() if name not in self.term_names}
+        logs.update({t.name: t.result() for t in self.term_trackers if t.name in terms})
+        return logs
+
+    def train_step(self, data):
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError(
+                f"{type(self).__name__}.train_step runs on the TensorFlow backend; "
+                f"KERAS_BACKEND is {keras.backend.backend()!r}."
+            )
+        import tensorflow as tf
+
+        x, y = self._unpack(data)
+        with tf.GradientTape() as tape:
+            terms, predictions = self.compute_terms(x, y, training=True)
+            scaled_loss = self.optimizer.scale_loss(terms["loss"])
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return self._report(terms, y, predictions)
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        terms, predictions = self.compute_terms(x, y, training=False)
+        return self._report(terms, y, predictions)
