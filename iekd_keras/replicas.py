@@ -3,7 +3,8 @@
 Under a `tf.distribute` strategy each replica sees a shard of the global batch and the optimizer
 SUMS the replicas' gradients. A loss term is therefore written as this replica's *share*: the shares
 of all replicas sum to the term computed on the whole global batch, and so do their gradients.
-On one device (and on JAX, whose data parallelism works on global arrays) a share is the term itself.
+On one device (and on JAX, whose data parallelism works on global arrays) a share is the
+term itself.
 
 Example:
     >>> share = mean_share(ops.sum(per_sample_loss), ops.shape(per_sample_loss)[0])

@@ -1,4 +1,4 @@
-"""Shared test settings: quiet TensorFlow, deterministic seeds, float32 policy restored after each test."""
+"""Shared test settings: quiet TensorFlow, fixed seeds, the float32 policy restored after tests."""
 
 import os
 

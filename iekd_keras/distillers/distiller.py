@@ -124,6 +124,7 @@ class Distiller(TermModel):
         self.student_loss_weight = float(student_loss_weight)
         self.teacher_in_evaluation = bool(teacher_in_evaluation)
         self.distillation_losses = list(distillation_losses)
+        self.student_loss = None
         self.student_loss_fn = None
 
         self.feature_split = FeatureSplit(split_mode, split_ratio, split_seed, name="feature_split")
@@ -165,6 +166,7 @@ class Distiller(TermModel):
         per-sample values when called as `loss(labels, logits)` (any Keras loss function, or a
         `keras.losses.Loss` whose `.call` is used). Returns the distiller, so calls can chain.
         """
+        self.student_loss = loss
         if loss is None:
             self.student_loss_fn = _sparse_cross_entropy_from_logits
         elif isinstance(loss, keras.losses.Loss):
@@ -173,6 +175,17 @@ class Distiller(TermModel):
             self.student_loss_fn = keras.losses.get(loss)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         return self
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config["loss"] = keras.saving.serialize_keras_object(self.student_loss)
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False):
         """The student's logits (the teacher is not run)."""
@@ -189,28 +202,30 @@ class Distiller(TermModel):
         ce_loss = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
         terms = {"ce_loss": ce_loss}
         total = self.student_loss_weight * ce_loss
-        if training or self.teacher_in_evaluation:
-            teacher_outputs = [
-                ops.stop_gradient(output) for output in self.teacher(x, training=False)
-            ]
-            if self.teacher_encoder is not None:
-                teacher_factor = ops.stop_gradient(
-                    self.teacher_encoder(teacher_outputs[1], training=False)
-                )
-                inheritance_part, exploration_part = self.feature_split(features)
-                inheritance_factor = self.inheritance_encoder(inheritance_part, training=training)
-                exploration_factor = self.exploration_encoder(exploration_part, training=training)
-                terms["inheritance_loss"] = self.inheritance_loss(inheritance_factor, teacher_factor)
-                terms["exploration_loss"] = self.exploration_loss(exploration_factor, teacher_factor)
-                total = total + self.lambda_inh * terms["inheritance_loss"]
-                total = total + self.lambda_exp * terms["exploration_loss"]
-            for term in self.distillation_losses:
-                terms[term.name] = ops.cast(term(teacher_outputs, student_outputs), "float32")
-                total = total + terms[term.name]
-        else:
-            total = ce_loss
+        if not (training or self.teacher_in_evaluation):
+            terms["loss"] = ce_loss
+            return terms, logits
+        teacher_outputs = [ops.stop_gradient(out) for out in self.teacher(x, training=False)]
+        if self.teacher_encoder is not None:
+            terms.update(self._ie_terms(teacher_outputs[1], features, training))
+            total = total + self.lambda_inh * terms["inheritance_loss"]
+            total = total + self.lambda_exp * terms["exploration_loss"]
+        for term in self.distillation_losses:
+            terms[term.name] = ops.cast(term(teacher_outputs, student_outputs), "float32")
+            total = total + terms[term.name]
         terms["loss"] = total
         return terms, logits
+
+    def _ie_terms(self, teacher_features, student_features, training):
+        """L_inh and L_exp: both halves of the student against the same teacher factor."""
+        teacher_factor = ops.stop_gradient(self.teacher_encoder(teacher_features, training=False))
+        inheritance_part, exploration_part = self.feature_split(student_features)
+        inheritance_factor = self.inheritance_encoder(inheritance_part, training=training)
+        exploration_factor = self.exploration_encoder(exploration_part, training=training)
+        return {
+            "inheritance_loss": self.inheritance_loss(inheritance_factor, teacher_factor),
+            "exploration_loss": self.exploration_loss(exploration_factor, teacher_factor),
+        }
 
     def get_config(self):
         return {

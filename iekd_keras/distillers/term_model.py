@@ -1,4 +1,4 @@
-"""A keras.Model whose training objective is a dict of named loss terms, each reported as a metric."""
+"""A keras.Model trained on a dict of named loss terms, each reported as a metric."""
 
 import keras
 

@@ -37,6 +37,7 @@ class FactorAutoencoder(keras.layers.Layer):
         self.decoder = FactorEncoder(
             input_shape[-1], synchronized=self.synchronized, name="decoder"
         )
+        self.decoder.trainable = self.trainable
         self.decoder.build(self.encoder.compute_output_shape(input_shape))
         self.built = True
 
@@ -49,7 +50,5 @@ class FactorAutoencoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"factor_channels": self.factor_channels, "synchronized": self.synchronized}
-        )
+        config.update({"factor_channels": self.factor_channels, "synchronized": self.synchronized})
         return config

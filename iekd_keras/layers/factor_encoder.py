@@ -59,6 +59,8 @@ class FactorEncoder(keras.layers.Layer):
             )
             norm = pytorch_batch_norm(f"bn{index + 1}", self.synchronized)
             activation = keras.layers.LeakyReLU(negative_slope=0.1, name=f"activation{index + 1}")
+            # Sub-layers made here must follow a `trainable=False` given at construction.
+            conv.trainable = norm.trainable = self.trainable
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
             norm.build(shape)

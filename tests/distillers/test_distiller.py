@@ -54,8 +54,13 @@ def test_traced_fit_and_evaluate(teacher, student, teacher_encoder):
 def test_total_is_the_weighted_sum_of_terms(teacher, student, teacher_encoder):
     images, labels = tiny_batches(8)
     distiller = make_distiller(
-        teacher, student, teacher_encoder, lambda_inh=3.0, lambda_exp=7.0,
-        student_loss_weight=0.4, teacher_in_evaluation=True,
+        teacher,
+        student,
+        teacher_encoder,
+        lambda_inh=3.0,
+        lambda_exp=7.0,
+        student_loss_weight=0.4,
+        teacher_in_evaluation=True,
     )
     logs = distiller.evaluate(images, labels, batch_size=8, verbose=0, return_dict=True)
     expected = (
@@ -80,7 +85,9 @@ def test_teacher_never_learns(teacher, student, teacher_encoder):
     for before, after in zip(encoder_before, snapshot(teacher_encoder), strict=True):
         np.testing.assert_array_equal(before, after)
     # The student's weights and BatchNorm statistics did move.
-    changed = [not np.array_equal(b, a) for b, a in zip(student_before, snapshot(student))]
+    changed = [
+        not np.array_equal(b, a) for b, a in zip(student_before, snapshot(student), strict=True)
+    ]
     assert all(changed)
 
 
@@ -99,9 +106,7 @@ def test_trainable_variables_are_student_and_its_encoders(teacher, student, teac
 def test_exploration_term_is_live(teacher, student, teacher_encoder):
     images, _ = tiny_batches(8)
     distiller = make_distiller(teacher, student, teacher_encoder)
-    watched = distiller.exploration_encoder.trainable_variables + [
-        student.get_layer("conv").kernel
-    ]
+    watched = distiller.exploration_encoder.trainable_variables + [student.get_layer("conv").kernel]
     with tf.GradientTape() as tape:
         terms, _ = distiller.compute_terms(images, np.zeros(8, "int32"), training=True)
     gradients = tape.gradient(terms["exploration_loss"], watched)
@@ -112,7 +117,11 @@ def test_exploration_term_is_live(teacher, student, teacher_encoder):
 def test_exploration_alone_increases_the_distance(teacher, student, teacher_encoder):
     images, labels = tiny_batches(16)
     distiller = make_distiller(
-        teacher, student, teacher_encoder, lambda_inh=0.0, lambda_exp=1.0,
+        teacher,
+        student,
+        teacher_encoder,
+        lambda_inh=0.0,
+        lambda_exp=1.0,
         student_loss_weight=0.0,
     )
     distiller.optimizer.learning_rate.assign(1.0)
@@ -156,13 +165,14 @@ def test_extra_distillation_term_is_added(teacher, student, teacher_encoder):
 
     images, labels = tiny_batches(8)
     distiller = make_distiller(
-        teacher, student, teacher_encoder, distillation_losses=[LogitMatch()],
+        teacher,
+        student,
+        teacher_encoder,
+        distillation_losses=[LogitMatch()],
         teacher_in_evaluation=True,
     )
     logs = distiller.evaluate(images, labels, batch_size=8, verbose=0, return_dict=True)
-    expected_extra = 2.0 * float(
-        ops.mean(ops.square(teacher(images)[0] - student(images)[0]))
-    )
+    expected_extra = 2.0 * float(ops.mean(ops.square(teacher(images)[0] - student(images)[0])))
     assert logs["logit_match"] == pytest.approx(expected_extra, rel=1e-5)
     ie = 50.0 * (logs["inheritance_loss"] + logs["exploration_loss"])
     assert logs["loss"] == pytest.approx(logs["ce_loss"] + ie + expected_extra, rel=1e-5)
@@ -177,15 +187,22 @@ def test_save_and_load_round_trip(teacher, student, teacher_encoder, tmp_path):
     distiller.save(tmp_path / "distiller.keras")
     restored = keras.saving.load_model(tmp_path / "distiller.keras")
     assert type(restored) is Distiller and restored.lambda_exp == 5.0
+    assert isinstance(restored.optimizer, CoupledWeightDecaySGD)
+    assert restored.optimizer.l2_decay == distiller.optimizer.l2_decay
+    for original, loaded in zip(
+        distiller.optimizer.variables, restored.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(ops.convert_to_numpy(original), ops.convert_to_numpy(loaded))
     np.testing.assert_array_equal(
         ops.convert_to_numpy(restored.feature_split.permutation),
         ops.convert_to_numpy(distiller.feature_split.permutation),
     )
     for original, loaded in zip(distiller.weights, restored.weights, strict=True):
         np.testing.assert_array_equal(ops.convert_to_numpy(original), ops.convert_to_numpy(loaded))
+    distiller.teacher_in_evaluation = restored.teacher_in_evaluation = True
     terms, _ = distiller.compute_terms(images, labels, training=False)
     restored_terms, _ = restored.compute_terms(images, labels, training=False)
-    for name in ("ce_loss",):
+    for name in TERMS:
         np.testing.assert_allclose(float(terms[name]), float(restored_terms[name]), rtol=1e-6)
     np.testing.assert_allclose(
         restored.predict(images, verbose=0), distiller.predict(images, verbose=0), rtol=1e-6

@@ -48,7 +48,9 @@ def test_autoencoder_shapes_and_mirrored_decoder():
     assert factor.shape == (4, 8, 8, 8)
     assert reconstruction.shape == FEATURES.shape
     assert [c.kernel.shape for c in autoencoder.decoder.convs] == [
-        (3, 3, 8, 8), (3, 3, 8, 16), (3, 3, 16, 16)
+        (3, 3, 8, 8),
+        (3, 3, 8, 16),
+        (3, 3, 16, 16),
     ]
     np.testing.assert_allclose(
         ops.convert_to_numpy(autoencoder.encoder(FEATURES)), ops.convert_to_numpy(factor)
@@ -70,3 +72,11 @@ def test_keras_save_and_load_round_trip(layer, tmp_path):
 def test_invalid_filters():
     with pytest.raises(ValueError, match="filters=0 must be a positive integer"):
         FactorEncoder(0)
+
+
+@pytest.mark.parametrize("layer_class", [FactorEncoder, FactorAutoencoder])
+def test_untrainable_from_config_stays_untrainable_after_build(layer_class):
+    layer = layer_class(4, trainable=False)
+    layer.build((None, 4, 4, 8))
+    assert layer.trainable_variables == []
+    assert len(layer.non_trainable_variables) > 0

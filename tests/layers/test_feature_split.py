@@ -26,12 +26,8 @@ def test_random_split_is_a_seeded_numpy_permutation():
     inheritance, exploration = layer(FEATURES)
     permutation = np.random.default_rng(3).permutation(6)
     np.testing.assert_array_equal(ops.convert_to_numpy(layer.permutation), permutation)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(inheritance), FEATURES[..., permutation[:3]]
-    )
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(exploration), FEATURES[..., permutation[3:]]
-    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(inheritance), FEATURES[..., permutation[:3]])
+    np.testing.assert_array_equal(ops.convert_to_numpy(exploration), FEATURES[..., permutation[3:]])
     assert not layer.permutation.trainable
 
 

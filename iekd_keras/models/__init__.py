@@ -1,0 +1,19 @@
+"""CIFAR backbones returning ``[logits, features]`` from one forward pass.
+
+``features`` is the last feature map before global average pooling (channels-last).
+"""
+
+from iekd_keras.models.cifar_mobilenet import cifar_mobilenet
+from iekd_keras.models.cifar_resnet import cifar_resnet
+from iekd_keras.models.feature_tap import with_feature_output
+from iekd_keras.models.registry import available_models, get_model
+from iekd_keras.models.wide_resnet import wide_resnet
+
+__all__ = [
+    "available_models",
+    "cifar_mobilenet",
+    "cifar_resnet",
+    "get_model",
+    "wide_resnet",
+    "with_feature_output",
+]

@@ -1,0 +1,93 @@
+"""Wide residual networks (Zagoruyko & Komodakis, 2016) as two-output functional Keras models."""
+
+import keras
+
+from iekd_keras.models import _building_blocks as blocks
+
+_GROUP_STRIDES = (1, 2, 2)
+
+
+def _wide_block(x, planes, strides, dropout_rate, prefix):
+    """Pre-activation block; the BN-ReLU output also feeds the projection shortcut."""
+    in_planes = x.shape[-1]
+    equal_in_out = in_planes == planes
+    preactivated = blocks.batch_norm(x, name=f"{prefix}_bn1")
+    preactivated = blocks.relu(preactivated, name=f"{prefix}_relu1")
+    if not equal_in_out:
+        x = preactivated
+
+    out = blocks.conv3x3(preactivated, planes, strides, name=f"{prefix}_conv1")
+    out = blocks.batch_norm(out, name=f"{prefix}_bn2")
+    out = blocks.relu(out, name=f"{prefix}_relu2")
+    if dropout_rate > 0:
+        out = keras.layers.Dropout(dropout_rate, name=f"{prefix}_dropout")(out)
+    out = blocks.conv3x3(out, planes, 1, name=f"{prefix}_conv2")
+
+    residual = x if equal_in_out else blocks.conv1x1(x, planes, strides, f"{prefix}_shortcut")
+    return keras.layers.Add(name=f"{prefix}_add")([out, residual])
+
+
+def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_rate=0.0, name=None):
+    """Build WRN-``depth``-``width`` with outputs ``[logits, features]``.
+
+    A conv3x3(16) stem is followed by three groups of ``(depth - 4) / 6`` pre-activation
+    blocks with ``16 * width``, ``32 * width`` and ``64 * width`` channels and strides 1, 2
+    and 2. A block whose channel count changes applies BN-ReLU to its input and feeds that
+    to both the first 3x3 convolution and a 1x1 projection shortcut; otherwise the shortcut
+    is the untouched input. After the last group a BN-ReLU gives ``features`` (layer
+    ``"features"``, 8x8x(64 * width) for a 32x32 input), then global average pooling and a
+    dense layer give logits without softmax. Initialisation and batch-norm settings follow
+    PyTorch defaults (Kaiming-normal fan-in kernels, momentum 0.9, epsilon 1e-5).
+
+    Args:
+        depth: Total depth; ``(depth - 4) % 6 == 0`` and ``depth >= 10`` (e.g. 16, 28, 40).
+        width: Widening factor ``k >= 1``.
+        num_classes: Number of logits.
+        input_shape: Channels-last ``(height, width, channels)`` of one image.
+        dropout_rate: Dropout between the two convolutions of each block; 0 disables it.
+        name: Model name; defaults to ``"wrn_{depth}_{width}"``.
+
+    Returns:
+        A functional ``keras.Model`` mapping images to ``[logits, features]``.
+
+    Example:
+        >>> model = wide_resnet(40, 2, num_classes=100)
+        >>> logits, features = model(images)  # (batch, 100), (batch, 8, 8, 128)
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
+        raise ValueError(
+            f"wide_resnet: invalid depth={depth!r}; the depth must be an integer with "
+            "(depth - 4) % 6 == 0 and depth >= 10, e.g. 16, 22, 28 or 40."
+        )
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(
+            f"wide_resnet: invalid width={width!r}; the widening factor must be an integer >= 1."
+        )
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(
+            f"wide_resnet: dropout_rate must be in [0, 1); got dropout_rate={dropout_rate!r}."
+        )
+    blocks.check_num_classes(num_classes, "wide_resnet")
+    blocks.check_input_shape(input_shape, "wide_resnet")
+    blocks_per_group = (depth - 4) // 6
+    group_widths = (16 * width, 32 * width, 64 * width)
+    if name is None:
+        name = f"wrn_{depth}_{width}"
+
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    x = blocks.conv3x3(inputs, 16, 1, name="stem_conv")
+    groups = zip(group_widths, _GROUP_STRIDES, strict=True)
+    for group, (planes, group_strides) in enumerate(groups, 1):
+        for index in range(1, blocks_per_group + 1):
+            x = _wide_block(
+                x,
+                planes,
+                group_strides if index == 1 else 1,
+                dropout_rate,
+                prefix=f"group{group}_block{index}",
+            )
+    x = blocks.batch_norm(x, name="final_bn")
+    features = blocks.relu(x, name="features")
+
+    logits = blocks.classifier_head(features, num_classes)
+    return keras.Model(inputs=inputs, outputs=[logits, features], name=name)
