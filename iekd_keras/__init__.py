@@ -3,6 +3,7 @@
 from iekd_keras import layers, models
 from iekd_keras.distillers.autoencoder_trainer import FactorAutoencoderTrainer
 from iekd_keras.distillers.distiller import Distiller
+from iekd_keras.distillers.standalone_trainer import StandaloneTrainer
 from iekd_keras.optimizers.coupled_weight_decay_sgd import CoupledWeightDecaySGD
 
 __version__ = "0.1.0"
@@ -11,6 +12,7 @@ __all__ = [
     "CoupledWeightDecaySGD",
     "Distiller",
     "FactorAutoencoderTrainer",
+    "StandaloneTrainer",
     "layers",
     "models",
 ]

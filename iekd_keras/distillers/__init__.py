@@ -1,6 +1,7 @@
-"""Training models: the IE-KD Distiller and the teacher auto-encoder pre-training stage."""
+"""Training models: the IE-KD Distiller, the auto-encoder stage and standalone training."""
 
 from iekd_keras.distillers.autoencoder_trainer import FactorAutoencoderTrainer
 from iekd_keras.distillers.distiller import Distiller
+from iekd_keras.distillers.standalone_trainer import StandaloneTrainer
 
-__all__ = ["Distiller", "FactorAutoencoderTrainer"]
+__all__ = ["Distiller", "FactorAutoencoderTrainer", "StandaloneTrainer"]

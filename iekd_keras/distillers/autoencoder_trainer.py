@@ -52,6 +52,12 @@ class FactorAutoencoderTrainer(TermModel):
         self.reconstruction = reconstruction
         self.built = True
 
+    @property
+    def checkpoint_model(self):
+        """What a checkpoint of this stage holds: the auto-encoder alone, as a Keras model."""
+        features = keras.Input(self.teacher.outputs[1].shape[1:], name="teacher_features")
+        return keras.Model(features, self.autoencoder(features), name="teacher_autoencoder")
+
     def call(self, inputs, training=False):
         """The teacher's factor F_T for `inputs`."""
         features = self.teacher(inputs, training=False)[1]

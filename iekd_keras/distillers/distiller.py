@@ -173,19 +173,18 @@ class Distiller(TermModel):
             self.student_loss_fn = loss.call
         else:
             self.student_loss_fn = keras.losses.get(loss)
-        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
-        return self
+        return super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    @property
+    def checkpoint_model(self):
+        """What a checkpoint of this stage holds: the bare student, never the teacher."""
+        return self.student
 
     def get_compile_config(self):
         config = super().get_compile_config()
         if config is not None:
             config["loss"] = keras.saving.serialize_keras_object(self.student_loss)
         return config
-
-    def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.optimizer is not None:
-            self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False):
         """The student's logits (the teacher is not run)."""

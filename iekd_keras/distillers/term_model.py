@@ -25,6 +25,16 @@ class TermModel(keras.Model):
         compiled = getattr(self, "_compile_metrics", None)
         return [*self.term_trackers, *([compiled] if compiled is not None else [])]
 
+    def compile(self, *args, **kwargs):
+        """`keras.Model.compile`, returning the model so that calls chain."""
+        super().compile(*args, **kwargs)
+        return self
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
+
     def compute_terms(self, x, y, training):
         raise NotImplementedError
 

@@ -1,0 +1,32 @@
+"""Datasets by name, as configs refer to them."""
+
+import difflib
+
+from iekd_keras.data.imagenet import ImageNetData
+from iekd_keras.data.sources import load_cifar, load_digits, load_image_folder
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012", "image_folder")
+
+
+def load_dataset(config):
+    """Builds the dataset a `config.data` block names.
+
+    Keys: `name` (one of DATASETS), `image_size` (digits, imagenet2012, image_folder),
+    `data_dir` (tfds datasets), `manual_dir` (imagenet2012), `directory` (image_folder).
+    """
+    name = config.name
+    if name == "digits":
+        return load_digits(image_size=config.get("image_size", 16))
+    if name in ("cifar10", "cifar100"):
+        return load_cifar(name, data_dir=config.get("data_dir"))
+    if name == "imagenet2012":
+        return ImageNetData(
+            data_dir=config.get("data_dir"),
+            manual_dir=config.get("manual_dir"),
+            image_size=config.get("image_size", 224),
+        )
+    if name == "image_folder":
+        return load_image_folder(config.directory, image_size=config.image_size)
+    close = difflib.get_close_matches(str(name), DATASETS, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"Unknown dataset {name!r}; expected one of {list(DATASETS)}.{hint}")

@@ -1,0 +1,305 @@
+"""train_and_evaluate: teacher -> teacher auto-encoder -> IE-KD student (+ the student alone)."""
+
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from iekd_keras import results as run_records
+from iekd_keras.callbacks import StageCheckpoint, ThroughputLogger
+from iekd_keras.data import load_dataset
+from iekd_keras.distillers import Distiller, FactorAutoencoderTrainer, StandaloneTrainer
+from iekd_keras.layers import FactorAutoencoder
+from iekd_keras.models import get_model
+from iekd_keras.optimizers import CoupledWeightDecaySGD
+from iekd_keras.schedules import epoch_step_decay
+
+SUMMARY = "summary.json"
+LAST = "last.keras"
+BEST = "best.keras"
+
+
+def trainable_parameters(model):
+    """Trainable parameters (Keras's count_params() also counts BatchNorm moving statistics)."""
+    return int(sum(np.prod(v.shape) for v in model.trainable_weights))
+
+
+def train_and_evaluate(config, workdir, data=None):
+    """Runs every stage a config asks for under `workdir` and returns the results dict.
+
+    Stages, each in `workdir/<stage>/`: `teacher` (trained, or loaded from
+    `config.teacher.checkpoint`), `autoencoder` (the teacher factor, method notes §3 stage 1),
+    `student` (IE-KD) and, when `config.baseline`, `baseline` (the same student alone, same
+    recipe). A finished stage is skipped when its `summary.json` exists; an interrupted one
+    resumes from its last whole epoch (BackupAndRestore). Each stage keeps `best.keras` and
+    `last.keras` (the bare model: never the teacher inside a student checkpoint), `log.csv`
+    and TensorBoard logs under `workdir/tensorboard/<stage>`. At the end `results.json` is
+    written and a table printed; with `config.export` the student is exported for serving.
+
+    Args:
+        config: an `ml_collections.ConfigDict` as in `configs/quickstart.py`.
+        workdir: directory of the run (created).
+        data: an `ImageData`-like dataset to use instead of `config.data`.
+
+    Example:
+        >>> from configs import quickstart
+        >>> results = train_and_evaluate(quickstart.get_config(), "runs/quickstart")
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    data = data if data is not None else load_dataset(config.data)
+    started = time.perf_counter()
+    stages = {}
+
+    teacher, stages["teacher"] = _teacher_stage(config, workdir, data)
+    autoencoder, stages["autoencoder"] = _autoencoder_stage(config, workdir, data, teacher)
+    student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
+    if config.baseline:
+        _, stages["baseline"] = _baseline_stage(config, workdir, data)
+
+    results = {
+        "dataset": data.name,
+        "seed": config.seed,
+        "global_batch_size": config.batch_size,
+        "device_count": _device_count(),
+        "versions": _versions(),
+        "stages": stages,
+        "wall_time_s": time.perf_counter() - started,
+        "config": config.to_dict(),
+    }
+    if config.get("export", False):
+        from iekd_keras.export import export_student
+
+        paths = export_student(student, workdir / "export", data.mean, data.std)
+        results["export"] = {key: str(path) for key, path in paths.items()}
+    run_records.write_json_atomically(workdir / "results.json", results)
+    print(run_records.format_table(results))
+    return results
+
+
+def _versions():
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "backend": keras.backend.backend(),
+    }
+
+
+def _device_count():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _optimizer(config, learning_rate, steps_per_epoch, milestones):
+    schedule = epoch_step_decay(learning_rate, milestones, config.optimizer.gamma, steps_per_epoch)
+    return CoupledWeightDecaySGD(
+        learning_rate=schedule,
+        momentum=config.optimizer.momentum,
+        nesterov=config.optimizer.nesterov,
+        l2_decay=config.optimizer.l2_decay,
+    )
+
+
+def _backup_epoch(backup_dir):
+    """The epoch BackupAndRestore will resume from (0 without a backup)."""
+    metadata = Path(backup_dir) / "training_metadata.json"
+    if not metadata.exists():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"])
+
+
+def _fit_stage(stage, trainer, config, workdir, data, epochs, learning_rate, milestones):
+    """Compiles and fits one stage with the standard callbacks; returns its summary."""
+    stage_dir = workdir / stage
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    batch_size = config.batch_size
+    steps_per_epoch = data.steps_per_epoch(batch_size)
+    classifier = not isinstance(trainer, FactorAutoencoderTrainer)
+    trainer.compile(
+        optimizer=_optimizer(config, learning_rate, steps_per_epoch, milestones),
+        metrics=["accuracy"] if classifier else None,
+        jit_compile=False,
+    )
+    monitor, mode = ("val_accuracy", "max") if classifier else ("val_loss", "min")
+    log_path = stage_dir / "log.csv"
+    previous = [row[monitor] for row in run_records.read_csv_log(log_path) if monitor in row]
+    best_so_far = (max(previous) if mode == "max" else min(previous)) if previous else None
+    backup_dir = stage_dir / "backup"
+    start_epoch = _backup_epoch(backup_dir)
+    callbacks = [
+        ThroughputLogger(data.num_train_examples),
+        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+        StageCheckpoint(
+            str(stage_dir / BEST),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+        StageCheckpoint(str(stage_dir / LAST)),
+        keras.callbacks.CSVLogger(str(log_path), append=True),
+        keras.callbacks.TensorBoard(str(workdir / "tensorboard" / stage)),
+    ]
+    print(
+        f"[{stage}] {epochs} epochs x {steps_per_epoch} steps, global batch {batch_size}"
+        + (f", resuming at epoch {start_epoch}" if start_epoch else ""),
+        flush=True,
+    )
+    started = time.perf_counter()
+    trainer.fit(
+        data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=data.test_dataset(config.eval_batch_size),
+        callbacks=callbacks,
+        shuffle=False,  # the dataset is already shuffled, deterministically per epoch
+        verbose=config.verbose,
+    )
+    rows = run_records.read_csv_log(log_path)
+    summary = {
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "wall_time_s": time.perf_counter() - started,
+        "final_logs": rows[-1] if rows else {},
+    }
+    if classifier:
+        best, last = run_records.best_and_last(rows, "val_accuracy")
+        summary.update(best_test_accuracy=best, last_test_accuracy=last)
+    run_records.write_json_atomically(stage_dir / SUMMARY, summary)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return summary
+
+
+def _finished(workdir, stage):
+    path = workdir / stage / SUMMARY
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _load_two_output_model(path, role):
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"The {role} checkpoint {str(path)!r} does not exist.")
+    return keras.saving.load_model(path, compile=False)
+
+
+def _teacher_stage(config, workdir, data):
+    stage = "teacher"
+    checkpoint = config.teacher.get("checkpoint", "")
+    if checkpoint:
+        teacher = _load_two_output_model(checkpoint, "teacher")
+        trainer = StandaloneTrainer(teacher).compile(metrics=["accuracy"])
+        logs = trainer.evaluate(
+            data.test_dataset(config.eval_batch_size), verbose=0, return_dict=True
+        )
+        accuracy = float(logs["accuracy"])
+        summary = {
+            "loaded_from": str(checkpoint),
+            "best_test_accuracy": accuracy,
+            "last_test_accuracy": accuracy,
+        }
+    else:
+        summary = _finished(workdir, stage)
+        if summary is None:
+            teacher = _new_model(config.teacher.model, data, config.seed)
+            summary = _fit_stage(
+                stage,
+                StandaloneTrainer(teacher),
+                config,
+                workdir,
+                data,
+                config.teacher.epochs,
+                config.optimizer.learning_rate,
+                config.optimizer.milestones,
+            )
+        teacher = _load_two_output_model(workdir / stage / LAST, "teacher")
+    summary.update(model=config.teacher.model, trainable_parameters=trainable_parameters(teacher))
+    return teacher, summary
+
+
+def _autoencoder_stage(config, workdir, data, teacher):
+    stage = "autoencoder"
+    summary = _finished(workdir, stage)
+    if summary is None:
+        trainer = FactorAutoencoderTrainer(
+            teacher,
+            autoencoder=FactorAutoencoder(config.autoencoder.factor_channels, name="autoencoder"),
+            reconstruction=config.autoencoder.reconstruction,
+        )
+        summary = _fit_stage(
+            stage,
+            trainer,
+            config,
+            workdir,
+            data,
+            config.autoencoder.epochs,
+            config.autoencoder.learning_rate,
+            milestones=(),
+        )
+    wrapper = keras.saving.load_model(workdir / stage / LAST, compile=False)
+    autoencoder = next(layer for layer in wrapper.layers if isinstance(layer, FactorAutoencoder))
+    summary.update(
+        model=f"factor{config.autoencoder.factor_channels}",
+        trainable_parameters=trainable_parameters(autoencoder),
+    )
+    return autoencoder, summary
+
+
+def _student_stage(config, workdir, data, teacher, autoencoder):
+    stage = "student"
+    summary = _finished(workdir, stage)
+    if summary is None:
+        distiller = Distiller(
+            teacher,
+            _new_model(config.student.model, data, config.seed + 1),
+            autoencoder.encoder,
+            **config.distiller.to_dict(),
+        )
+        summary = _fit_stage(
+            stage,
+            distiller,
+            config,
+            workdir,
+            data,
+            config.student.epochs,
+            config.optimizer.learning_rate,
+            config.optimizer.milestones,
+        )
+    student = _load_two_output_model(workdir / stage / LAST, "student")
+    summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
+    return student, summary
+
+
+def _baseline_stage(config, workdir, data):
+    stage = "baseline"
+    summary = _finished(workdir, stage)
+    if summary is None:
+        summary = _fit_stage(
+            stage,
+            StandaloneTrainer(_new_model(config.student.model, data, config.seed + 1)),
+            config,
+            workdir,
+            data,
+            config.student.epochs,
+            config.optimizer.learning_rate,
+            config.optimizer.milestones,
+        )
+    student = _load_two_output_model(workdir / stage / LAST, "baseline student")
+    summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
+    return student, summary
+
+
+def _new_model(name, data, seed):
+    """A freshly initialised model; the IE-KD student and the baseline share their seed, so
+    both start from the same weights."""
+    keras.utils.set_random_seed(seed)
+    return get_model(name, num_classes=data.num_classes, input_shape=data.input_shape)

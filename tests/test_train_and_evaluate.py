@@ -1,0 +1,71 @@
+"""The staged run end to end on real digits: records, checkpoints, skipping finished stages."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from configs import quickstart
+from iekd_keras.data import load_digits
+from iekd_keras.train import train_and_evaluate
+
+
+def tiny_config():
+    config = quickstart.get_config("smoke")
+    config.data.image_size = 8
+    config.teacher.model = config.student.model = "resnet8"
+    config.teacher.epochs = config.student.epochs = 1
+    config.autoencoder.factor_channels = 8
+    config.optimizer.milestones = ()
+    config.batch_size = 128
+    config.verbose = 0
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    config = tiny_config()
+    return config, workdir, train_and_evaluate(config, workdir)
+
+
+def test_results_record_every_stage(run):
+    config, workdir, results = run
+    on_disk = json.loads((workdir / "results.json").read_text())
+    assert on_disk["stages"].keys() == {"teacher", "autoencoder", "student", "baseline"}
+    assert on_disk["seed"] == 0 and on_disk["global_batch_size"] == 128
+    assert on_disk["device_count"] == 1 and on_disk["dataset"] == "digits"
+    assert on_disk["versions"]["keras"] == keras.__version__
+    student = on_disk["stages"]["student"]
+    assert 0.0 <= student["last_test_accuracy"] <= student["best_test_accuracy"] <= 1.0
+    assert student["trainable_parameters"] == 75_002
+    logs = student["final_logs"]
+    assert logs["exploration_loss"] < 0 < logs["inheritance_loss"]
+    assert logs["images_per_second"] > 0 and logs["learning_rate"] == pytest.approx(0.1)
+
+
+def test_checkpoints_hold_the_bare_models(run):
+    _, workdir, _ = run
+    student = keras.saving.load_model(workdir / "student" / "last.keras")
+    assert len(student.outputs) == 2
+    assert not any("teacher" in w.path or "encoder" in w.path for w in student.weights)
+    assert (workdir / "student" / "best.keras").exists()
+    assert (workdir / "export" / "saved_model" / "saved_model.pb").exists()
+    assert (workdir / "tensorboard" / "student").is_dir()
+    header = (workdir / "student" / "log.csv").read_text().splitlines()[0].split(",")
+    assert {"inheritance_loss", "exploration_loss", "images_per_second", "val_accuracy"} <= set(
+        header
+    )
+
+
+def test_rerun_skips_finished_stages(run):
+    config, workdir, first = run
+    logs_before = (workdir / "student" / "log.csv").read_text()
+    again = train_and_evaluate(config, workdir, data=load_digits(image_size=8))
+    assert (workdir / "student" / "log.csv").read_text() == logs_before
+    for stage in ("teacher", "student", "baseline"):
+        assert again["stages"][stage]["best_test_accuracy"] == pytest.approx(
+            first["stages"][stage]["best_test_accuracy"]
+        )
+    assert np.isfinite(again["wall_time_s"])
