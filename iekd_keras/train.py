@@ -11,8 +11,9 @@ import numpy as np
 
 from iekd_keras import results as run_records
 from iekd_keras.callbacks import StageCheckpoint, ThroughputLogger
-from iekd_keras.data import load_dataset
+from iekd_keras.data import build_augmentation_layers, load_dataset
 from iekd_keras.distillers import Distiller, FactorAutoencoderTrainer, StandaloneTrainer
+from iekd_keras.evaluation import load_two_output_model
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.models import get_model
 from iekd_keras.optimizers import CoupledWeightDecaySGD
@@ -100,13 +101,13 @@ def _device_count():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def _optimizer(config, learning_rate, steps_per_epoch, milestones):
+def _optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay=None):
     schedule = epoch_step_decay(learning_rate, milestones, config.optimizer.gamma, steps_per_epoch)
     return CoupledWeightDecaySGD(
         learning_rate=schedule,
         momentum=config.optimizer.momentum,
         nesterov=config.optimizer.nesterov,
-        l2_decay=config.optimizer.l2_decay,
+        l2_decay=config.optimizer.l2_decay if l2_decay is None else l2_decay,
     )
 
 
@@ -118,7 +119,9 @@ def _backup_epoch(backup_dir):
     return int(json.loads(metadata.read_text())["epoch"])
 
 
-def _fit_stage(stage, trainer, config, workdir, data, epochs, learning_rate, milestones):
+def _fit_stage(
+    stage, trainer, config, workdir, data, epochs, learning_rate, milestones, l2_decay=None
+):
     """Compiles and fits one stage with the standard callbacks; returns its summary."""
     stage_dir = workdir / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,7 @@ def _fit_stage(stage, trainer, config, workdir, data, epochs, learning_rate, mil
     steps_per_epoch = data.steps_per_epoch(batch_size)
     classifier = not isinstance(trainer, FactorAutoencoderTrainer)
     trainer.compile(
-        optimizer=_optimizer(config, learning_rate, steps_per_epoch, milestones),
+        optimizer=_optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay),
         metrics=["accuracy"] if classifier else None,
         jit_compile=False,
     )
@@ -156,8 +159,10 @@ def _fit_stage(stage, trainer, config, workdir, data, epochs, learning_rate, mil
         flush=True,
     )
     started = time.perf_counter()
+    augmentation = build_augmentation_layers(config.data.get("augmentation", ()))
+    extra = {"augmentation": augmentation} if augmentation else {}
     trainer.fit(
-        data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch),
+        data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch, **extra),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=data.test_dataset(config.eval_batch_size),
@@ -185,18 +190,11 @@ def _finished(workdir, stage):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _load_two_output_model(path, role):
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"The {role} checkpoint {str(path)!r} does not exist.")
-    return keras.saving.load_model(path, compile=False)
-
-
 def _teacher_stage(config, workdir, data):
     stage = "teacher"
     checkpoint = config.teacher.get("checkpoint", "")
     if checkpoint:
-        teacher = _load_two_output_model(checkpoint, "teacher")
+        teacher = load_two_output_model(checkpoint, "teacher")
         trainer = StandaloneTrainer(teacher).compile(metrics=["accuracy"])
         logs = trainer.evaluate(
             data.test_dataset(config.eval_batch_size), verbose=0, return_dict=True
@@ -220,8 +218,9 @@ def _teacher_stage(config, workdir, data):
                 config.teacher.epochs,
                 config.optimizer.learning_rate,
                 config.optimizer.milestones,
+                l2_decay=config.teacher.get("l2_decay"),
             )
-        teacher = _load_two_output_model(workdir / stage / LAST, "teacher")
+        teacher = load_two_output_model(workdir / stage / LAST, "teacher")
     summary.update(model=config.teacher.model, trainable_parameters=trainable_parameters(teacher))
     return teacher, summary
 
@@ -274,7 +273,7 @@ def _student_stage(config, workdir, data, teacher, autoencoder):
             config.optimizer.learning_rate,
             config.optimizer.milestones,
         )
-    student = _load_two_output_model(workdir / stage / LAST, "student")
+    student = load_two_output_model(workdir / stage / LAST, "student")
     summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
     return student, summary
 
@@ -293,7 +292,7 @@ def _baseline_stage(config, workdir, data):
             config.optimizer.learning_rate,
             config.optimizer.milestones,
         )
-    student = _load_two_output_model(workdir / stage / LAST, "baseline student")
+    student = load_two_output_model(workdir / stage / LAST, "baseline student")
     summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
     return student, summary
 

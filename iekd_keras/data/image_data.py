@@ -80,11 +80,16 @@ class ImageData:
         images = tf.cast(images, tf.float32) / 255.0
         return (images - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
 
-    def train_dataset(self, batch_size, seed, epochs, start_epoch=0, with_index=False):
+    def train_dataset(
+        self, batch_size, seed, epochs, start_epoch=0, with_index=False, augmentation=()
+    ):
         """Augmented, shuffled batches for epochs `start_epoch .. epochs - 1`, then the end.
 
         With `with_index=True` the elements are `((images, indices), labels)`, for methods
-        that keep per-example state.
+        that keep per-example state. `augmentation` holds extra Keras layers applied to each
+        raw batch after the crop and flip (see `build_augmentation_layers`); they draw from
+        their own seed generators, so unlike the crop and flip they are not replayed exactly
+        by a resumed run.
         """
         count = self.num_train_examples
         images = tf.convert_to_tensor(self.train_images)
@@ -102,23 +107,32 @@ class ImageData:
                     self.padding,
                     self.flip,
                 )
-                image = self.normalize(image)
-                label = tf.gather(labels, index)
-                return ((image, tf.cast(index, tf.int64)) if with_index else image), label
+                return image, tf.gather(labels, index), tf.cast(index, tf.int64)
+
+            def finish(batch, batch_labels, batch_indices):
+                for layer in augmentation:
+                    batch = layer(batch, training=True)
+                batch = self.normalize(batch)
+                return ((batch, batch_indices) if with_index else batch), batch_labels
 
             indices = tf.data.Dataset.from_tensor_slices(order)
             prepared = indices.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             # Batches never straddle two epochs, as with a per-epoch PyTorch loader.
-            return prepared.batch(batch_size)
+            return prepared.batch(batch_size).map(finish, deterministic=True)
 
         epochs_dataset = tf.data.Dataset.range(start_epoch, epochs)
         return epochs_dataset.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
     def test_dataset(self, batch_size):
         """Normalised test batches in a fixed order, without augmentation."""
-        dataset = tf.data.Dataset.from_tensor_slices(
-            (self.test_images, self.test_labels.astype("int32"))
-        )
+        return self.evaluation_dataset(batch_size, "test")
+
+    def evaluation_dataset(self, batch_size, split="test"):
+        """Normalised batches of `split` ("train" or "test") in a fixed order, unaugmented."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} must be 'train' or 'test'.")
+        images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
         return (
             dataset.map(lambda image, label: (self.normalize(image), label))
             .batch(batch_size)

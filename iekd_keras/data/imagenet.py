@@ -105,11 +105,18 @@ class ImageNetData:
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def test_dataset(self, batch_size):
+        return self.evaluation_dataset(batch_size, "test")
+
+    def evaluation_dataset(self, batch_size, split="test"):
+        """Resize-and-centre-crop batches of the validation ("test") or train split."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} must be 'train' or 'test'.")
+
         def prepare(image, label):
             image = resize_center_crop(image, self.image_size)
             return self.normalize(image), tf.cast(label, tf.int32)
 
-        examples = self._load("validation")
+        examples = self._load("validation" if split == "test" else "train")
         return (
             examples.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(batch_size)

@@ -6,6 +6,7 @@
 from iekd_keras.models.cifar_mobilenet import cifar_mobilenet
 from iekd_keras.models.cifar_resnet import cifar_resnet
 from iekd_keras.models.feature_tap import with_feature_output
+from iekd_keras.models.imagenet_resnet import imagenet_resnet
 from iekd_keras.models.registry import available_models, get_model
 from iekd_keras.models.wide_resnet import wide_resnet
 
@@ -14,6 +15,7 @@ __all__ = [
     "cifar_mobilenet",
     "cifar_resnet",
     "get_model",
+    "imagenet_resnet",
     "wide_resnet",
     "with_feature_output",
 ]

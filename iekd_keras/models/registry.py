@@ -5,12 +5,16 @@ import re
 
 from iekd_keras.models.cifar_mobilenet import cifar_mobilenet
 from iekd_keras.models.cifar_resnet import cifar_resnet
+from iekd_keras.models.imagenet_resnet import imagenet_resnet
 from iekd_keras.models.wide_resnet import wide_resnet
 
 _RESNET_DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 _RESNET_NAMES = tuple(f"resnet{depth}" for depth in _RESNET_DEPTHS) + tuple(
     f"resnet{depth}b" for depth in _RESNET_DEPTHS
 )
+# torchvision-style ImageNet ResNets (basic blocks); built by imagenet_resnet().
+_IMAGENET_RESNET_DEPTHS = (18, 34)
+_IMAGENET_RESNET_NAMES = tuple(f"resnet{depth}" for depth in _IMAGENET_RESNET_DEPTHS)
 _WRN_PATTERN = "wrn_{depth}_{width}"
 _WRN_REGEX = re.compile(r"wrn_(\d+)_(\d+)")
 _RESNET_REGEX = re.compile(r"resnet(\d+)(b?)")
@@ -24,21 +28,25 @@ def available_models():
     Returns:
         A tuple of names: ``"resnet{depth}"`` for depths 8, 14, 20, 32, 44, 56 and 110
         (shortcut A), the same with a ``"b"`` suffix (shortcut B), the pattern
-        ``"wrn_{depth}_{width}"`` and ``"mobilenet"``.
+        ``"wrn_{depth}_{width}"``, ``"mobilenet"`` and the ImageNet ResNets
+        ``"resnet18"`` and ``"resnet34"``.
 
     Example:
         >>> "resnet56b" in available_models()
         True
     """
-    return _RESNET_NAMES + (_WRN_PATTERN, "mobilenet")
+    return _RESNET_NAMES + (_WRN_PATTERN, "mobilenet") + _IMAGENET_RESNET_NAMES
 
 
 def _closest_name(key):
     resnet_match = _RESNET_REGEX.fullmatch(key)
     if resnet_match:  # an unsupported depth: suggest the nearest supported one
-        depth = min(_RESNET_DEPTHS, key=lambda d: abs(d - int(resnet_match.group(1))))
+        depths = _RESNET_DEPTHS
+        if not resnet_match.group(2):  # the ImageNet ResNets have no "b" variant
+            depths = tuple(sorted(depths + _IMAGENET_RESNET_DEPTHS))
+        depth = min(depths, key=lambda d: abs(d - int(resnet_match.group(1))))
         return f"resnet{depth}{resnet_match.group(2)}"
-    candidates = _RESNET_NAMES + _WRN_EXAMPLES + ("mobilenet",)
+    candidates = _RESNET_NAMES + _IMAGENET_RESNET_NAMES + _WRN_EXAMPLES + ("mobilenet",)
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.4)
     return close[0] if close else None
 
@@ -60,10 +68,11 @@ def get_model(name, /, num_classes=10, input_shape=(32, 32, 3), **kwargs):
     Args:
         name: Case-insensitive registry name (positional-only), one of
             :func:`available_models`: e.g. ``"resnet20"`` (shortcut A), ``"resnet56b"``
-            (shortcut B), ``"wrn_40_2"`` (WRN-40-2; any valid depth and width) or
-            ``"mobilenet"``.
+            (shortcut B), ``"wrn_40_2"`` (WRN-40-2; any valid depth and width),
+            ``"mobilenet"`` or the ImageNet ResNets ``"resnet18"`` / ``"resnet34"``.
         num_classes: Number of logits.
-        input_shape: Channels-last ``(height, width, channels)`` of one image.
+        input_shape: Channels-last ``(height, width, channels)`` of one image. The default
+            suits the CIFAR backbones; pass e.g. ``(224, 224, 3)`` for ``"resnet18"``.
         **kwargs: Passed on to the builder, e.g. ``dropout_rate`` for wide ResNets,
             ``width_multiplier`` for MobileNet or ``name`` to override the model name
             (which defaults to the lower-cased registry name).
@@ -79,6 +88,10 @@ def get_model(name, /, num_classes=10, input_shape=(32, 32, 3), **kwargs):
         raise ValueError(f"Model name must be a string; got {name!r}.")
     key = name.strip().lower()
     kwargs.setdefault("name", key)
+
+    if key in _IMAGENET_RESNET_NAMES:
+        depth = _IMAGENET_RESNET_DEPTHS[_IMAGENET_RESNET_NAMES.index(key)]
+        return imagenet_resnet(depth, num_classes=num_classes, input_shape=input_shape, **kwargs)
 
     resnet_match = _RESNET_REGEX.fullmatch(key)
     if resnet_match and key in _RESNET_NAMES:

@@ -1,0 +1,36 @@
+"""Exports a trained student for serving: SavedModel (raw images -> probabilities) + .keras.
+
+    python scripts/export.py --config=configs/quickstart.py \
+        --checkpoint=runs/quickstart/student/best.keras --output=exported/digits
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config whose data sets the normalisation."
+)
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "The student .keras file.")
+_OUTPUT = flags.DEFINE_string("output", None, "Export directory.")
+flags.mark_flags_as_required(["config", "checkpoint", "output"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from iekd_keras.data import load_dataset
+    from iekd_keras.evaluation import load_two_output_model
+    from iekd_keras.export import export_student
+
+    student = load_two_output_model(_CHECKPOINT.value, "student")
+    data = load_dataset(_CONFIG.value.data)
+    for kind, path in export_student(student, _OUTPUT.value, data.mean, data.std).items():
+        print(f"{kind}: {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
