@@ -69,3 +69,24 @@ def test_rerun_skips_finished_stages(run):
             first["stages"][stage]["best_test_accuracy"]
         )
     assert np.isfinite(again["wall_time_s"])
+
+
+def test_teacher_loaded_from_a_checkpoint(run, tmp_path):
+    config, workdir, first = run
+    config = config.copy_and_resolve_references()
+    config.teacher.checkpoint = str(workdir / "teacher" / "last.keras")
+    config.baseline = config.export = False
+    results = train_and_evaluate(config, tmp_path, data=load_digits(image_size=8))
+    teacher = results["stages"]["teacher"]
+    assert teacher["loaded_from"] == config.teacher.checkpoint
+    assert teacher["best_test_accuracy"] == pytest.approx(
+        first["stages"]["teacher"]["last_test_accuracy"], abs=1e-6
+    )
+    assert not (tmp_path / "teacher").exists()
+
+
+def test_missing_teacher_checkpoint_is_named(tmp_path):
+    config = tiny_config()
+    config.teacher.checkpoint = str(tmp_path / "missing.keras")
+    with pytest.raises(FileNotFoundError, match="teacher checkpoint .*missing.keras' does not"):
+        train_and_evaluate(config, tmp_path / "run", data=load_digits(image_size=8))

@@ -57,6 +57,8 @@ class Distiller(TermModel):
             weighted value as this replica's share (see `iekd_keras.replicas`); its `name` is
             the metric name. Keras layers among them are trained with the student.
         teacher_in_evaluation: run the teacher in `test_step` too (default False).
+        sync_batchnorm: synchronise the BatchNorm statistics of the two student encoders across
+            replicas (TensorFlow strategies only; Keras refuses it on JAX). Default False.
 
     Example:
         >>> distiller = Distiller(teacher, student, autoencoder.encoder)
@@ -83,6 +85,7 @@ class Distiller(TermModel):
         distance_metric="lp",
         distillation_losses=(),
         teacher_in_evaluation=False,
+        sync_batchnorm=False,
         **kwargs,
     ):
         for name, value in (
@@ -123,6 +126,7 @@ class Distiller(TermModel):
         self.lambda_exp = float(lambda_exp)
         self.student_loss_weight = float(student_loss_weight)
         self.teacher_in_evaluation = bool(teacher_in_evaluation)
+        self.sync_batchnorm = bool(sync_batchnorm)
         self.distillation_losses = list(distillation_losses)
         self.student_loss = None
         self.student_loss_fn = None
@@ -154,8 +158,12 @@ class Distiller(TermModel):
         inheritance_shape, exploration_shape = self.feature_split.compute_output_shape(
             student_features
         )
-        self.inheritance_encoder = FactorEncoder(encoder.filters, name="inheritance_encoder")
-        self.exploration_encoder = FactorEncoder(encoder.filters, name="exploration_encoder")
+        self.inheritance_encoder = FactorEncoder(
+            encoder.filters, synchronized=self.sync_batchnorm, name="inheritance_encoder"
+        )
+        self.exploration_encoder = FactorEncoder(
+            encoder.filters, synchronized=self.sync_batchnorm, name="exploration_encoder"
+        )
         self.inheritance_encoder.build(inheritance_shape)
         self.exploration_encoder.build(exploration_shape)
 
@@ -242,6 +250,7 @@ class Distiller(TermModel):
             "distance_metric": self.inheritance_loss.metric,
             "distillation_losses": [_serialize(term) for term in self.distillation_losses],
             "teacher_in_evaluation": self.teacher_in_evaluation,
+            "sync_batchnorm": self.sync_batchnorm,
         }
 
     @classmethod

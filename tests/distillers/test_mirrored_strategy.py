@@ -1,0 +1,91 @@
+"""Under MirroredStrategy over two CPUs, the custom train steps match one device on the same batch.
+
+The Distiller (p = 1 and p = 2) and the FactorAutoencoderTrainer are fitted for 2 epochs of 13
+samples in batches of 8, so every epoch ends with a batch of 5 that the two replicas split 3 + 2.
+The reported metrics and the final weights must agree with a single-device fit from the same
+initial weights to ~1e-5 relative. All BatchNorm layers that train are synchronized (see
+`mirrored_strategy_check.py`), so BN normalises with global-batch statistics on both sides.
+
+TensorFlow must be told about the two logical CPUs before it initialises its devices, so the fits
+run in subprocesses (`mirrored_strategy_check.py`), two at once, which print JSON summaries.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HELPER = Path(__file__).with_name("mirrored_strategy_check.py")
+REPO_ROOT = HELPER.parents[2]
+# Two subprocesses side by side; the naive run reuses the p = 2 single-device fit.
+GROUPS = (("splits", "distiller_p1", "autoencoder_l1"), ("distiller_p2", "naive_distiller_p2"))
+TOLERANCE = 1e-5
+DISTILLER_METRICS = {"loss", "ce_loss", "inheritance_loss", "exploration_loss", "accuracy"}
+AUTOENCODER_METRICS = {"loss", "reconstruction_loss"}
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mirrored")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+    runs = []
+    for index, cases in enumerate(GROUPS):
+        out = folder / f"summary{index}.json"
+        command = [sys.executable, str(HELPER), *cases, "--out", str(out)]
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        runs.append((process, out))
+    outputs = []
+    for process, _ in runs:
+        try:
+            output, _ = process.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        outputs.append(output.decode(errors="replace"))
+    merged = {}
+    for (process, out), output in zip(runs, outputs, strict=True):
+        assert process.returncode == 0, output[-4000:]
+        merged.update(json.loads(out.read_text()))
+    return merged
+
+
+def test_the_last_batch_splits_unevenly(summary):
+    # 13 samples in batches of 8: 4 + 4 per replica, then 3 + 2.
+    assert summary["splits"] == [[4, 4], [3, 2]]
+
+
+@pytest.mark.parametrize(
+    "case, metric_names",
+    [
+        ("distiller_p1", DISTILLER_METRICS),
+        ("distiller_p2", DISTILLER_METRICS),
+        ("autoencoder_l1", AUTOENCODER_METRICS),
+    ],
+)
+def test_mirrored_fit_matches_one_device(summary, case, metric_names):
+    result = summary[case]
+    assert result["replicas"] == 2
+    assert result["steps"] == 4
+    assert set(result["metrics"]) == metric_names
+    # The fit did something: weights moved by far more than the tolerance.
+    assert result["max_abs_weight_update"] > 0.1
+    # Per-epoch metrics (global over the epoch), per-step loss terms, and every final weight:
+    # trainable ones, and BN moving statistics, equal here because BN is synchronized.
+    assert max(result["metrics"].values()) < TOLERANCE, result["metrics"]
+    assert max(result["step_metrics"].values()) < TOLERANCE, result["step_metrics"]
+    assert result["trainable_weights"] < TOLERANCE, result["worst_trainable_weight"]
+    assert result["all_weights"] < TOLERANCE
+
+
+def test_a_naive_per_replica_mean_would_be_caught(summary):
+    """Each replica averaging its own shard (then / replicas) drifts far past the tolerance."""
+    naive = summary["naive_distiller_p2"]
+    assert naive["replicas"] == 2
+    assert naive["trainable_weights"] > 1000 * TOLERANCE
+    for name in ("loss", "ce_loss", "inheritance_loss", "exploration_loss"):
+        assert naive["metrics"][name] > 10 * TOLERANCE, name
