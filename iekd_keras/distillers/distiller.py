@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from iekd_keras import replicas
-from iekd_keras.distillers.model_checks import two_output_shapes
+from iekd_keras.distillers import loss_weights
+from iekd_keras.distillers.model_checks import named_output_shapes, named_outputs
 from iekd_keras.distillers.term_model import TermModel
 from iekd_keras.layers import ExplorationLoss, FactorEncoder, FeatureSplit, InheritanceLoss
 
@@ -27,23 +28,34 @@ class Distiller(TermModel):
        inheritance and an exploration part, each encoded to a factor by its own `FactorEncoder`;
     3. `loss = student_loss_weight * CE + sum(extra terms)
                + lambda_inh * D_p(F_inh, F_T) - lambda_exp * D_p(F_exp, F_T)`;
-    4. one gradient step on the student and its two encoders.
+    4. one gradient step on the student, its two encoders and any trainable extra term.
     `fit` reports `loss`, `ce_loss`, `inheritance_loss`, `exploration_loss` (already negative),
     each extra term under its name, and every compiled metric (on the student's logits).
 
     `evaluate()` and `predict()` run the student alone: `loss` and `ce_loss` are then the
-    student's cross-entropy. Pass `teacher_in_evaluation=True` to also evaluate the IE terms.
+    student's cross-entropy. Pass `teacher_in_evaluation=True` to also evaluate the other terms.
     `distiller.student` stays a plain Keras model, ready to save or export.
 
+    Extra distillation terms (IE-X, method notes §4) are objects with a string `name`, called as
+    `term(teacher_outputs, student_outputs, batch)`. The outputs are dicts of each model's
+    outputs by name: "logits", "features", any further tapped output under its layer name, and,
+    for the teacher, "factor" (F_T) when a teacher encoder is given; teacher values are under
+    stop-gradient. `batch` holds "labels", "indices" (the examples' dataset indices when the
+    pipeline yields `(images, indices)` inputs, else None) and "step" (the optimizer's
+    iteration count, for weight schedules). A term returns its weighted value as this
+    replica's share (see `iekd_keras.replicas`). Keras layers among the terms are trained with
+    the student; a term with a `build(teacher_shapes, student_shapes)` method is built here,
+    from the dicts of output shapes, so that the optimizer sees its variables.
+
     Args:
-        teacher: frozen functional model returning `[logits, features]` (it is set untrainable).
-        student: functional model returning `[logits, features]`, trained from its current weights.
+        teacher: frozen functional model returning `[logits, features, ...]` (set untrainable).
+        student: functional model returning `[logits, features, ...]`, trained from its weights.
         teacher_encoder: the pre-trained teacher `FactorEncoder` (e.g. the `.encoder` of a
             `FactorAutoencoder` fitted by `FactorAutoencoderTrainer`); set untrainable. May be
-            None only when both lambdas are 0 (no IE terms, e.g. plain KD through
-            `distillation_losses`).
-        lambda_inh: weight of the inheritance loss (default 50, the paper's Table 6b).
-        lambda_exp: weight of the exploration loss (default 50).
+            None only when both lambdas are 0 (no IE terms, e.g. plain KD).
+        lambda_inh: weight of the inheritance loss (default 50, the paper's Table 6b); a number
+            or a `keras.optimizers.schedules.LearningRateSchedule` of the step.
+        lambda_exp: weight of the exploration loss (default 50), likewise.
         student_loss_weight: weight of the cross-entropy (default 1; KD-style objectives
             use 1 - alpha).
         split_mode: "natural" (default, the released code) or "random" (the paper's wording).
@@ -51,11 +63,7 @@ class Distiller(TermModel):
         split_seed: seed of the random split.
         p: order of the factor distance (default 1).
         distance_metric: "lp" (default) or "cosine".
-        distillation_losses: extra terms added to the objective. Each is called as
-            `term(teacher_outputs, student_outputs)` with both models' output lists
-            (`[logits, features, ...]`, teacher ones under stop-gradient) and returns its
-            weighted value as this replica's share (see `iekd_keras.replicas`); its `name` is
-            the metric name. Keras layers among them are trained with the student.
+        distillation_losses: extra terms added to the objective (see above).
         teacher_in_evaluation: run the teacher in `test_step` too (default False).
         sync_batchnorm: synchronise the BatchNorm statistics of the two student encoders across
             replicas (TensorFlow strategies only; Keras refuses it on JAX). Default False.
@@ -88,14 +96,12 @@ class Distiller(TermModel):
         sync_batchnorm=False,
         **kwargs,
     ):
-        for name, value in (
-            ("lambda_inh", lambda_inh),
-            ("lambda_exp", lambda_exp),
-            ("student_loss_weight", student_loss_weight),
-        ):
-            if not value >= 0:
-                raise ValueError(f"{name}={value!r} must be a non-negative number.")
-        use_ie = lambda_inh > 0 or lambda_exp > 0
+        lambda_inh = loss_weights.check_loss_weight("lambda_inh", lambda_inh)
+        lambda_exp = loss_weights.check_loss_weight("lambda_exp", lambda_exp)
+        student_loss_weight = loss_weights.check_loss_weight(
+            "student_loss_weight", student_loss_weight
+        )
+        use_ie = loss_weights.is_switched_on(lambda_inh) or loss_weights.is_switched_on(lambda_exp)
         if use_ie and teacher_encoder is None:
             raise ValueError(
                 f"lambda_inh={lambda_inh} and lambda_exp={lambda_exp} switch the IE terms on, "
@@ -107,27 +113,31 @@ class Distiller(TermModel):
                 raise ValueError(
                     f"distillation_losses entry {term!r} must be callable with a string `name`."
                 )
-        ie_names = ["inheritance_loss", "exploration_loss"] if teacher_encoder is not None else []
-        super().__init__(term_names=["loss", "ce_loss", *ie_names, *extra_names], **kwargs)
+        ie_names = ["inheritance_loss", "exploration_loss"] if use_ie else []
+        names = ["loss", "ce_loss", *ie_names, *extra_names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Loss term names must be unique; got {names}.")
+        super().__init__(term_names=names, **kwargs)
 
-        teacher_logits, teacher_features = two_output_shapes(teacher, "teacher")
-        student_logits, student_features = two_output_shapes(student, "student")
-        if teacher_logits[-1] != student_logits[-1]:
+        teacher_shapes = named_output_shapes(teacher, "teacher")
+        student_shapes = named_output_shapes(student, "student")
+        if teacher_shapes["logits"][-1] != student_shapes["logits"][-1]:
             raise ValueError(
-                f"The teacher {teacher.name!r} predicts {teacher_logits[-1]} classes (logits "
-                f"{teacher_logits}) but the student {student.name!r} predicts "
-                f"{student_logits[-1]} (logits {student_logits}); they must agree."
+                f"The teacher {teacher.name!r} predicts {teacher_shapes['logits'][-1]} classes "
+                f"(logits {teacher_shapes['logits']}) but the student {student.name!r} predicts "
+                f"{student_shapes['logits'][-1]} (logits {student_shapes['logits']}); "
+                "they must agree."
             )
         teacher.trainable = False
         self.teacher = teacher
         self.student = student
         self.teacher_encoder = teacher_encoder
-        self.lambda_inh = float(lambda_inh)
-        self.lambda_exp = float(lambda_exp)
-        self.student_loss_weight = float(student_loss_weight)
+        self.use_ie = use_ie
+        self.lambda_inh = lambda_inh
+        self.lambda_exp = lambda_exp
+        self.student_loss_weight = student_loss_weight
         self.teacher_in_evaluation = bool(teacher_in_evaluation)
         self.sync_batchnorm = bool(sync_batchnorm)
-        self.distillation_losses = list(distillation_losses)
         self.student_loss = None
         self.student_loss_fn = None
 
@@ -137,35 +147,52 @@ class Distiller(TermModel):
         self.inheritance_encoder = None
         self.exploration_encoder = None
         if teacher_encoder is not None:
-            self._build_encoders(teacher, teacher_features, student, student_features)
+            teacher_shapes["factor"] = self._build_teacher_encoder(teacher_shapes["features"])
+        if use_ie:
+            self._build_student_encoders(teacher_shapes["factor"], student_shapes["features"])
+        self.distillation_losses = list(distillation_losses)
+        for term in self.distillation_losses:
+            if hasattr(term, "build") and not getattr(term, "built", False):
+                term.build(teacher_shapes, student_shapes)
+        self.needs_indices = any(getattr(t, "needs_indices", False) for t in distillation_losses)
         self.built = True
 
-    def _build_encoders(self, teacher, teacher_features, student, student_features):
-        """Builds the frozen teacher encoder and both student encoders, in a fixed order."""
+    def _build_teacher_encoder(self, teacher_features):
+        """Builds and freezes the teacher encoder; returns the teacher factor's shape."""
         encoder = self.teacher_encoder
         if not encoder.built:
             encoder.build(teacher_features)
         encoder.trainable = False
-        teacher_factor = tuple(encoder.compute_output_shape(teacher_features))
+        return tuple(encoder.compute_output_shape(teacher_features))
+
+    def _build_student_encoders(self, teacher_factor, student_features):
+        """Builds both student encoders, in a fixed order, for factors like the teacher's."""
         if tuple(teacher_factor[1:3]) != tuple(student_features[1:3]):
             raise ValueError(
-                f"The teacher factor of {teacher.name!r} is {teacher_factor[1]}x"
-                f"{teacher_factor[2]} (features {teacher_features}) but the student "
-                f"{student.name!r} features are {student_features[1]}x{student_features[2]} "
-                f"(features {student_features}); the spatial sizes must match."
+                f"The teacher factor of {self.teacher.name!r} is {teacher_factor[1]}x"
+                f"{teacher_factor[2]} (factor {teacher_factor}) but the student "
+                f"{self.student.name!r} features are {student_features[1]}x"
+                f"{student_features[2]} (features {student_features}); the spatial sizes "
+                "must match."
             )
         self.feature_split.build(student_features)
         inheritance_shape, exploration_shape = self.feature_split.compute_output_shape(
             student_features
         )
+        filters = self.teacher_encoder.filters
         self.inheritance_encoder = FactorEncoder(
-            encoder.filters, synchronized=self.sync_batchnorm, name="inheritance_encoder"
+            filters, synchronized=self.sync_batchnorm, name="inheritance_encoder"
         )
         self.exploration_encoder = FactorEncoder(
-            encoder.filters, synchronized=self.sync_batchnorm, name="exploration_encoder"
+            filters, synchronized=self.sync_batchnorm, name="exploration_encoder"
         )
         self.inheritance_encoder.build(inheritance_shape)
         self.exploration_encoder.build(exploration_shape)
+
+    @property
+    def checkpoint_model(self):
+        """What a checkpoint of this stage holds: the bare student, never the teacher."""
+        return self.student
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Like `keras.Model.compile`; `loss` is the student's supervised loss on logits.
@@ -183,52 +210,91 @@ class Distiller(TermModel):
             self.student_loss_fn = keras.losses.get(loss)
         return super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
 
-    @property
-    def checkpoint_model(self):
-        """What a checkpoint of this stage holds: the bare student, never the teacher."""
-        return self.student
-
     def get_compile_config(self):
         config = super().get_compile_config()
         if config is not None:
             config["loss"] = keras.saving.serialize_keras_object(self.student_loss)
         return config
 
+    def _split_inputs(self, x):
+        """(images, dataset indices or None): pipelines for CRD-like terms yield both."""
+        if isinstance(x, tuple | list):
+            if len(x) != 2:
+                raise ValueError(
+                    f"The Distiller's inputs are a sequence of {len(x)} tensors; expected "
+                    "images, or (images, example indices)."
+                )
+            return x[0], x[1]
+        if self.needs_indices:
+            raise ValueError(
+                "A distillation loss needs the examples' dataset indices: feed "
+                "((images, indices), labels) batches (e.g. train_dataset(..., with_index=True))."
+            )
+        return x, None
+
     def call(self, inputs, training=False):
         """The student's logits (the teacher is not run)."""
+        if isinstance(inputs, tuple | list):
+            inputs = inputs[0]
         return self.student(inputs, training=training)[0]
+
+    def _step(self):
+        optimizer = getattr(self, "optimizer", None)
+        return optimizer.iterations if optimizer is not None else 0
 
     def compute_terms(self, x, y, training):
         """Every named loss term, as this replica's share, and the student's logits."""
         if y is None:
             raise ValueError("The Distiller needs labelled batches: (inputs, labels).")
-        student_outputs = self.student(x, training=training)
-        logits, features = student_outputs[0], student_outputs[1]
+        images, indices = self._split_inputs(x) if training else (self._images(x), None)
+        step = self._step()
+        student_outputs = named_outputs(self.student, self.student(images, training=training))
+        logits = student_outputs["logits"]
         loss_fn = self.student_loss_fn or _sparse_cross_entropy_from_logits
         per_sample = loss_fn(y, ops.cast(logits, "float32"))
         ce_loss = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
         terms = {"ce_loss": ce_loss}
-        total = self.student_loss_weight * ce_loss
         if not (training or self.teacher_in_evaluation):
             terms["loss"] = ce_loss
             return terms, logits
-        teacher_outputs = [ops.stop_gradient(out) for out in self.teacher(x, training=False)]
+        total = loss_weights.loss_weight_at(self.student_loss_weight, step) * ce_loss
+        teacher_outputs = {
+            name: ops.stop_gradient(value)
+            for name, value in named_outputs(
+                self.teacher, self.teacher(images, training=False)
+            ).items()
+        }
         if self.teacher_encoder is not None:
-            terms.update(self._ie_terms(teacher_outputs[1], features, training))
-            total = total + self.lambda_inh * terms["inheritance_loss"]
-            total = total + self.lambda_exp * terms["exploration_loss"]
+            teacher_outputs["factor"] = ops.stop_gradient(
+                self.teacher_encoder(teacher_outputs["features"], training=False)
+            )
+        if self.use_ie:
+            terms.update(self._ie_terms(teacher_outputs["factor"], student_outputs, training))
+            total = (
+                total
+                + loss_weights.loss_weight_at(self.lambda_inh, step) * terms["inheritance_loss"]
+            )
+            total = (
+                total
+                + loss_weights.loss_weight_at(self.lambda_exp, step) * terms["exploration_loss"]
+            )
+        batch = {"labels": y, "indices": indices, "step": step}
         for term in self.distillation_losses:
-            terms[term.name] = ops.cast(term(teacher_outputs, student_outputs), "float32")
+            terms[term.name] = ops.cast(term(teacher_outputs, student_outputs, batch), "float32")
             total = total + terms[term.name]
         terms["loss"] = total
         return terms, logits
 
-    def _ie_terms(self, teacher_features, student_features, training):
+    def _images(self, x):
+        return x[0] if isinstance(x, tuple | list) else x
+
+    def _ie_terms(self, teacher_factor, student_outputs, training):
         """L_inh and L_exp: both halves of the student against the same teacher factor."""
-        teacher_factor = ops.stop_gradient(self.teacher_encoder(teacher_features, training=False))
-        inheritance_part, exploration_part = self.feature_split(student_features)
+        inheritance_part, exploration_part = self.feature_split(student_outputs["features"])
         inheritance_factor = self.inheritance_encoder(inheritance_part, training=training)
         exploration_factor = self.exploration_encoder(exploration_part, training=training)
+        student_outputs["inheritance_factor"] = inheritance_factor
+        student_outputs["exploration_factor"] = exploration_factor
         return {
             "inheritance_loss": self.inheritance_loss(inheritance_factor, teacher_factor),
             "exploration_loss": self.exploration_loss(exploration_factor, teacher_factor),
@@ -240,9 +306,9 @@ class Distiller(TermModel):
             "teacher": _serialize(self.teacher),
             "student": _serialize(self.student),
             "teacher_encoder": _serialize(self.teacher_encoder),
-            "lambda_inh": self.lambda_inh,
-            "lambda_exp": self.lambda_exp,
-            "student_loss_weight": self.student_loss_weight,
+            "lambda_inh": loss_weights.serialize_loss_weight(self.lambda_inh),
+            "lambda_exp": loss_weights.serialize_loss_weight(self.lambda_exp),
+            "student_loss_weight": loss_weights.serialize_loss_weight(self.student_loss_weight),
             "split_mode": self.feature_split.mode,
             "split_ratio": self.feature_split.ratio,
             "split_seed": self.feature_split.seed,
@@ -258,6 +324,8 @@ class Distiller(TermModel):
         config = dict(config)
         for key in ("teacher", "student", "teacher_encoder"):
             config[key] = _deserialize(config[key])
+        for key in ("lambda_inh", "lambda_exp", "student_loss_weight"):
+            config[key] = loss_weights.deserialize_loss_weight(config[key])
         config["distillation_losses"] = [_deserialize(t) for t in config["distillation_losses"]]
         return cls(**config)
 

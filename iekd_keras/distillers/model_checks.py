@@ -18,3 +18,25 @@ def two_output_shapes(model, role):
             "channels-last feature map (batch, height, width, channels)."
         )
     return logits_shape, features_shape
+
+
+def output_names(model):
+    """Names of a model's outputs: "logits", "features", then each further output's layer name."""
+    names = ["logits", "features", *list(model.output_names)[2:]]
+    if len(set(names)) != len(names):
+        raise ValueError(f"The outputs of {model.name!r} have repeated names {names}.")
+    return names
+
+
+def named_output_shapes(model, role):
+    """Static output shapes of a `[logits, features, ...]` model, by output name."""
+    two_output_shapes(model, role)
+    return {
+        name: tuple(tensor.shape)
+        for name, tensor in zip(output_names(model), model.outputs, strict=True)
+    }
+
+
+def named_outputs(model, outputs):
+    """A model's output list as a dict by output name (see `output_names`)."""
+    return dict(zip(output_names(model), outputs, strict=True))

@@ -160,8 +160,10 @@ def test_extra_distillation_term_is_added(teacher, student, teacher_encoder):
     class LogitMatch:
         name = "logit_match"
 
-        def __call__(self, teacher_outputs, student_outputs):
-            return 2.0 * ops.mean(ops.square(teacher_outputs[0] - student_outputs[0]))
+        def __call__(self, teacher_outputs, student_outputs, batch):
+            assert batch["indices"] is None and batch["labels"] is not None
+            assert set(teacher_outputs) == {"logits", "features", "factor"}
+            return 2.0 * ops.mean(ops.square(teacher_outputs["logits"] - student_outputs["logits"]))
 
     images, labels = tiny_batches(8)
     distiller = make_distiller(
@@ -255,3 +257,47 @@ def test_factor_autoencoder_encoder_plugs_in(teacher, student):
     distiller = Distiller(teacher, student, autoencoder.encoder)
     assert distiller.inheritance_encoder.convs[0].kernel.shape == (3, 3, 3, 3)
     assert distiller.exploration_encoder.convs[-1].kernel.shape == (3, 3, 4, 4)
+
+
+def test_lambda_schedules_follow_the_step(teacher, student, teacher_encoder):
+    warm_up = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.0, 10.0])
+    images, labels = tiny_batches(8)
+    distiller = make_distiller(
+        teacher,
+        student,
+        teacher_encoder,
+        lambda_inh=warm_up,
+        lambda_exp=0.0,
+        teacher_in_evaluation=True,
+    )
+    at_start = distiller.evaluate(images, labels, verbose=0, return_dict=True)
+    assert at_start["loss"] == pytest.approx(at_start["ce_loss"], rel=1e-6)
+    distiller.optimizer.iterations.assign(5)
+    later = distiller.evaluate(images, labels, verbose=0, return_dict=True)
+    assert later["loss"] == pytest.approx(
+        later["ce_loss"] + 10.0 * later["inheritance_loss"], rel=1e-5
+    )
+    restored = Distiller.from_config(distiller.get_config())
+    assert float(restored.lambda_inh(5)) == 10.0
+
+
+def test_terms_needing_indices_get_them(teacher, student, teacher_encoder):
+    seen = {}
+
+    class IndexProbe:
+        name = "probe"
+        needs_indices = True
+
+        def __call__(self, teacher_outputs, student_outputs, batch):
+            seen["indices"] = ops.convert_to_numpy(batch["indices"])
+            return ops.zeros(())
+
+    images, labels = tiny_batches(8)
+    distiller = make_distiller(
+        teacher, student, teacher_encoder, distillation_losses=[IndexProbe()]
+    )
+    indices = np.arange(100, 108)
+    distiller.fit((images, indices), labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    np.testing.assert_array_equal(seen["indices"], indices)
+    with pytest.raises(ValueError, match="needs the examples' dataset indices"):
+        distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0)
