@@ -1,5 +1,6 @@
 """Loading saved models and evaluating them on a dataset split."""
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -14,7 +15,13 @@ def load_two_output_model(path, role):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"The {role} checkpoint {str(path)!r} does not exist.")
-    model = keras.saving.load_model(path, compile=False)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"The {role} checkpoint {str(path)!r} cannot be read: it is truncated, corrupted or "
+            f"not a Keras .keras file ({type(error).__name__}: {error})."
+        ) from error
     two_output_shapes(model, f"{role} loaded from {str(path)!r},")
     return model
 

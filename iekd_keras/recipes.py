@@ -13,6 +13,8 @@ def base_config():
     """
     config = ml_collections.ConfigDict()
     config.seed = 0
+    # Op determinism: the same config and seed give the same results (slower on GPUs).
+    config.deterministic = True
     config.data = ml_collections.ConfigDict(
         {
             "name": "cifar10",
@@ -37,8 +39,17 @@ def base_config():
         }
     )
     config.teacher = ml_collections.ConfigDict(
-        # l2_decay: the teacher's own weight decay when it differs (None: optimizer.l2_decay).
-        {"model": "resnet56b", "checkpoint": "", "epochs": 160, "l2_decay": None}
+        {
+            "model": "resnet56b",
+            "checkpoint": "",
+            "epochs": 160,
+            # The teacher's own weight decay when it differs (None: optimizer.l2_decay).
+            "l2_decay": None,
+            # The sanity gate: the least test accuracy a teacher needs before distillation
+            # (None: twice chance, i.e. 2 / num_classes); skip_sanity_check disables it.
+            "min_accuracy": None,
+            "skip_sanity_check": False,
+        }
     )
     config.autoencoder = ml_collections.ConfigDict(
         {"factor_channels": 32, "epochs": 30, "learning_rate": 0.1, "reconstruction": "l1"}
@@ -72,8 +83,10 @@ def paper_cifar(dataset, teacher, student, arg=None):
 
 
 def apply_variant(config, arg):
-    """`smoke`: 2 epochs per stage (1 for the auto-encoder) with an LR drop after epoch 1."""
+    """`smoke`: 2 epochs per stage (1 for the auto-encoder) with an LR drop after epoch 1,
+    and no teacher sanity gate (a 2-epoch teacher is not meant to be good)."""
     if arg == "smoke":
+        config.teacher.skip_sanity_check = True
         config.teacher.epochs = config.student.epochs = 2
         config.autoencoder.epochs = 1
         config.optimizer.milestones = (1,)

@@ -10,13 +10,15 @@ import keras
 import numpy as np
 
 from iekd_keras import results as run_records
-from iekd_keras.callbacks import StageCheckpoint, ThroughputLogger
+from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, ThroughputLogger
+from iekd_keras.config_validation import validate_config
 from iekd_keras.data import build_augmentation_layers, load_dataset
 from iekd_keras.distillers import Distiller, FactorAutoencoderTrainer, StandaloneTrainer
 from iekd_keras.evaluation import load_two_output_model
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.models import get_model
 from iekd_keras.optimizers import CoupledWeightDecaySGD
+from iekd_keras.run_directory import prepare_workdir
 from iekd_keras.schedules import epoch_step_decay
 
 SUMMARY = "summary.json"
@@ -29,7 +31,7 @@ def trainable_parameters(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-def train_and_evaluate(config, workdir, data=None):
+def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     """Runs every stage a config asks for under `workdir` and returns the results dict.
 
     Stages, each in `workdir/<stage>/`: `teacher` (trained, or loaded from
@@ -45,19 +47,22 @@ def train_and_evaluate(config, workdir, data=None):
         config: an `ml_collections.ConfigDict` as in `configs/quickstart.py`.
         workdir: directory of the run (created).
         data: an `ImageData`-like dataset to use instead of `config.data`.
+        allow_config_change: resume a workdir recorded with a different config.
 
     Example:
         >>> from configs import quickstart
         >>> results = train_and_evaluate(quickstart.get_config(), "runs/quickstart")
     """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    validate_config(config)
+    workdir = prepare_workdir(workdir, config, allow_config_change)
+    _seed_everything(config)
     data = data if data is not None else load_dataset(config.data)
+    _check_batch_split(config)
     started = time.perf_counter()
     stages = {}
 
     teacher, stages["teacher"] = _teacher_stage(config, workdir, data)
+    _teacher_sanity_gate(config, data, stages["teacher"])
     autoencoder, stages["autoencoder"] = _autoencoder_stage(config, workdir, data, teacher)
     student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
     if config.baseline:
@@ -81,6 +86,41 @@ def train_and_evaluate(config, workdir, data=None):
     run_records.write_json_atomically(workdir / "results.json", results)
     print(run_records.format_table(results))
     return results
+
+
+def _seed_everything(config):
+    """Seeds Python, numpy and the backend; with `config.deterministic`, op determinism too."""
+    keras.utils.set_random_seed(config.seed)
+    if config.get("deterministic", False) and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _check_batch_split(config):
+    replicas = _device_count()
+    for key in ("batch_size", "eval_batch_size"):
+        if config[key] % replicas:
+            raise ValueError(
+                f"config.{key}={config[key]} is not divisible by the {replicas} replicas of the "
+                "distribution strategy; use a multiple of the replica count."
+            )
+
+
+def _teacher_sanity_gate(config, data, summary):
+    """Stops before distillation when the teacher is barely better than chance."""
+    if config.teacher.get("skip_sanity_check", False):
+        return
+    floor = config.teacher.get("min_accuracy")
+    floor = 2.0 / data.num_classes if floor is None else floor
+    accuracy = summary.get("last_test_accuracy")
+    if accuracy is not None and accuracy < floor:
+        raise ValueError(
+            f"The teacher reaches {accuracy:.2%} test accuracy, below the sanity floor of "
+            f"{floor:.2%} (chance is {1 / data.num_classes:.2%}); distilling from it would "
+            "waste the run. Train it longer, check config.teacher, or set "
+            "config.teacher.min_accuracy / config.teacher.skip_sanity_check=True."
+        )
 
 
 def _versions():
@@ -140,6 +180,7 @@ def _fit_stage(
     backup_dir = stage_dir / "backup"
     start_epoch = _backup_epoch(backup_dir)
     callbacks = [
+        NonFiniteLossGuard(stage),
         ThroughputLogger(data.num_train_examples),
         keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
         StageCheckpoint(

@@ -90,3 +90,28 @@ def test_missing_teacher_checkpoint_is_named(tmp_path):
     config.teacher.checkpoint = str(tmp_path / "missing.keras")
     with pytest.raises(FileNotFoundError, match="teacher checkpoint .*missing.keras' does not"):
         train_and_evaluate(config, tmp_path / "run", data=load_digits(image_size=8))
+
+
+TIMING_KEYS = {"wall_time_s", "images_per_second"}
+
+
+def metric_fields(results):
+    """Every recorded number except timings."""
+    fields = {}
+    for stage, summary in results["stages"].items():
+        for key, value in summary.items():
+            if key == "final_logs":
+                fields.update({f"{stage}.{k}": v for k, v in value.items() if k not in TIMING_KEYS})
+            elif key not in TIMING_KEYS:
+                fields[f"{stage}.{key}"] = value
+    return fields
+
+
+def test_same_config_and_seed_reproduce_every_metric(run, tmp_path):
+    config, workdir, _ = run
+    first = json.loads((workdir / "results.json").read_text())
+    train_and_evaluate(config, tmp_path)
+    second = json.loads((tmp_path / "results.json").read_text())
+    assert metric_fields(second) == metric_fields(first)
+    assert first["versions"]["tensorflow"] and first["device_count"] == 1
+    assert first["config"]["deterministic"] is True

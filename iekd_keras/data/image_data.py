@@ -57,6 +57,21 @@ class ImageData:
                     f"The {self.name!r} {split} images have shape {images.shape}; expected "
                     "(count, height, width, channels)."
                 )
+            if not np.all(np.isfinite(images)):
+                finite_rows = np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+                bad = int(np.argmax(~finite_rows))
+                raise ValueError(
+                    f"The {self.name!r} {split} images hold non-finite values (first at "
+                    f"example {bad}); expected finite pixel values 0-255."
+                )
+            labels = np.asarray(labels)
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                bad = int(np.argmax((labels < 0) | (labels >= self.num_classes)))
+                raise ValueError(
+                    f"The {self.name!r} {split} label {int(labels[bad])} (example {bad}) is "
+                    f"out of range for {self.num_classes} classes; expected 0 to "
+                    f"{self.num_classes - 1}."
+                )
         if len(self.mean) != self.input_shape[-1] or len(self.std) != self.input_shape[-1]:
             raise ValueError(
                 f"mean {self.mean} and std {self.std} must have one value per channel "

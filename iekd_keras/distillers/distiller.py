@@ -67,6 +67,9 @@ class Distiller(TermModel):
         teacher_in_evaluation: run the teacher in `test_step` too (default False).
         sync_batchnorm: synchronise the BatchNorm statistics of the two student encoders across
             replicas (TensorFlow strategies only; Keras refuses it on JAX). Default False.
+        resize_teacher_factor: when the teacher factor and the student features differ in
+            spatial size, resize the teacher factor to the student's size (bilinear,
+            antialiased). Off by default: a mismatch is then an error.
 
     Example:
         >>> distiller = Distiller(teacher, student, autoencoder.encoder)
@@ -94,6 +97,7 @@ class Distiller(TermModel):
         distillation_losses=(),
         teacher_in_evaluation=False,
         sync_batchnorm=False,
+        resize_teacher_factor=False,
         **kwargs,
     ):
         lambda_inh = loss_weights.check_loss_weight("lambda_inh", lambda_inh)
@@ -138,6 +142,8 @@ class Distiller(TermModel):
         self.student_loss_weight = student_loss_weight
         self.teacher_in_evaluation = bool(teacher_in_evaluation)
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.resize_teacher_factor = bool(resize_teacher_factor)
+        self.factor_size = None
         self.student_loss = None
         self.student_loss_fn = None
 
@@ -147,9 +153,11 @@ class Distiller(TermModel):
         self.inheritance_encoder = None
         self.exploration_encoder = None
         if teacher_encoder is not None:
-            teacher_shapes["factor"] = self._build_teacher_encoder(teacher_shapes["features"])
+            teacher_shapes["factor"] = self._match_factor_size(
+                self._build_teacher_encoder(teacher_shapes["features"]), student_shapes["features"]
+            )
         if use_ie:
-            self._build_student_encoders(teacher_shapes["factor"], student_shapes["features"])
+            self._build_student_encoders(student_shapes["features"])
         self.distillation_losses = list(distillation_losses)
         for term in self.distillation_losses:
             if hasattr(term, "build") and not getattr(term, "built", False):
@@ -165,16 +173,26 @@ class Distiller(TermModel):
         encoder.trainable = False
         return tuple(encoder.compute_output_shape(teacher_features))
 
-    def _build_student_encoders(self, teacher_factor, student_features):
-        """Builds both student encoders, in a fixed order, for factors like the teacher's."""
-        if tuple(teacher_factor[1:3]) != tuple(student_features[1:3]):
+    def _match_factor_size(self, teacher_factor, student_features):
+        """The teacher factor's shape as the losses see it: resized to the student's spatial
+        size when asked, else unchanged (an IE run then requires equal sizes)."""
+        if tuple(teacher_factor[1:3]) == tuple(student_features[1:3]):
+            return teacher_factor
+        if self.resize_teacher_factor:
+            self.factor_size = tuple(student_features[1:3])
+            return (teacher_factor[0], *self.factor_size, teacher_factor[3])
+        if self.use_ie:
             raise ValueError(
                 f"The teacher factor of {self.teacher.name!r} is {teacher_factor[1]}x"
                 f"{teacher_factor[2]} (factor {teacher_factor}) but the student "
                 f"{self.student.name!r} features are {student_features[1]}x"
                 f"{student_features[2]} (features {student_features}); the spatial sizes "
-                "must match."
+                "must match (or pass resize_teacher_factor=True to resize the teacher factor)."
             )
+        return teacher_factor
+
+    def _build_student_encoders(self, student_features):
+        """Builds both student encoders, in a fixed order, for factors like the teacher's."""
         self.feature_split.build(student_features)
         inheritance_shape, exploration_shape = self.feature_split.compute_output_shape(
             student_features
@@ -265,9 +283,10 @@ class Distiller(TermModel):
             ).items()
         }
         if self.teacher_encoder is not None:
-            teacher_outputs["factor"] = ops.stop_gradient(
-                self.teacher_encoder(teacher_outputs["features"], training=False)
-            )
+            factor = self.teacher_encoder(teacher_outputs["features"], training=False)
+            if self.factor_size is not None:
+                factor = ops.image.resize(factor, self.factor_size, antialias=True)
+            teacher_outputs["factor"] = ops.stop_gradient(factor)
         if self.use_ie:
             terms.update(self._ie_terms(teacher_outputs["factor"], student_outputs, training))
             total = (
@@ -317,6 +336,7 @@ class Distiller(TermModel):
             "distillation_losses": [_serialize(term) for term in self.distillation_losses],
             "teacher_in_evaluation": self.teacher_in_evaluation,
             "sync_batchnorm": self.sync_batchnorm,
+            "resize_teacher_factor": self.resize_teacher_factor,
         }
 
     @classmethod
