@@ -5,6 +5,7 @@ import difflib
 import ml_collections
 
 from iekd_keras.data import DATASETS
+from iekd_keras.distribution import PRECISIONS, STRATEGIES
 from iekd_keras.layers.factor_distance import METRICS
 from iekd_keras.layers.feature_split import MODES
 from iekd_keras.recipes import base_config
@@ -39,6 +40,9 @@ RANGES = {
     "batch_size": _positive,
     "eval_batch_size": _positive,
     "verbose": _one_of(0, 1, 2),
+    "distribution": _one_of(*STRATEGIES),
+    "precision": _one_of(*PRECISIONS),
+    "optimizer.scale_reference_batch_size": _positive,
     "data.name": _one_of(*DATASETS),
     "data.image_size": _positive,
     "optimizer.learning_rate": _positive,
@@ -70,6 +74,7 @@ OPTIONAL_TYPES = {
     "teacher.l2_decay": (int, float),
     "teacher.min_accuracy": (int, float),
     "distiller.split_seed": (int,),
+    "optimizer.scale_reference_batch_size": (int,),
 }
 
 

@@ -27,6 +27,12 @@ def base_config():
     )
     config.batch_size = 128
     config.eval_batch_size = 256
+    # Strategy: "auto" (MirroredStrategy over several GPUs), "mirrored", "multi_worker"
+    # (TF_CONFIG), "one_device". batch_size is the GLOBAL batch, split across replicas.
+    config.distribution = "auto"
+    # "float32", "mixed_bfloat16" or "mixed_float16" (loss scaling); losses stay float32.
+    config.precision = "float32"
+    config.jit_compile = False
     config.verbose = 1
     config.optimizer = ml_collections.ConfigDict(
         {
@@ -36,6 +42,9 @@ def base_config():
             "l2_decay": 5e-4,
             "milestones": (80, 120),
             "gamma": 0.1,
+            # Linear LR scaling: learning_rate * batch_size / scale_reference_batch_size for
+            # every stage (None: the learning rates are used as given).
+            "scale_reference_batch_size": None,
         }
     )
     config.teacher = ml_collections.ConfigDict(

@@ -27,13 +27,17 @@ def write_json_atomically(path, payload):
 
 
 def read_csv_log(path):
-    """Rows of a Keras CSVLogger file as dicts of floats (empty when the file does not exist)."""
+    """Rows of a Keras CSVLogger file as dicts of floats, one per epoch (the last one logged),
+    in epoch order; empty when the file does not exist."""
     path = Path(path)
     if not path.exists():
         return []
     with path.open() as stream:
         rows = list(csv.DictReader(stream))
-    return [{key: float(value) for key, value in row.items() if value != ""} for row in rows]
+    rows = [{key: float(value) for key, value in row.items() if value != ""} for row in rows]
+    # A resumed run re-logs the epochs it redoes: keep the last row of each epoch.
+    by_epoch = {row.get("epoch", index): row for index, row in enumerate(rows)}
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
 def best_and_last(rows, key):

@@ -14,6 +14,12 @@ from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, Throughput
 from iekd_keras.config_validation import validate_config
 from iekd_keras.data import build_augmentation_layers, load_dataset
 from iekd_keras.distillers import Distiller, FactorAutoencoderTrainer, StandaloneTrainer
+from iekd_keras.distribution import (
+    check_jit_compile,
+    make_strategy,
+    scaled_learning_rate,
+    set_precision,
+)
 from iekd_keras.evaluation import load_two_output_model
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.models import get_model
@@ -56,23 +62,28 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     validate_config(config)
     workdir = prepare_workdir(workdir, config, allow_config_change)
     _seed_everything(config)
+    set_precision(config.precision)
+    strategy = make_strategy(config.distribution)
+    check_jit_compile(config.jit_compile, strategy)
     data = data if data is not None else load_dataset(config.data)
-    _check_batch_split(config)
     started = time.perf_counter()
     stages = {}
-
-    teacher, stages["teacher"] = _teacher_stage(config, workdir, data)
-    _teacher_sanity_gate(config, data, stages["teacher"])
-    autoencoder, stages["autoencoder"] = _autoencoder_stage(config, workdir, data, teacher)
-    student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
-    if config.baseline:
-        _, stages["baseline"] = _baseline_stage(config, workdir, data)
+    with strategy.scope():
+        _check_batch_split(config)
+        teacher, stages["teacher"] = _teacher_stage(config, workdir, data)
+        _teacher_sanity_gate(config, data, stages["teacher"])
+        autoencoder, stages["autoencoder"] = _autoencoder_stage(config, workdir, data, teacher)
+        student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
+        if config.baseline:
+            _, stages["baseline"] = _baseline_stage(config, workdir, data)
+        device_count = _device_count()
 
     results = {
         "dataset": data.name,
         "seed": config.seed,
         "global_batch_size": config.batch_size,
-        "device_count": _device_count(),
+        "device_count": device_count,
+        "precision": config.precision,
         "versions": _versions(),
         "stages": stages,
         "wall_time_s": time.perf_counter() - started,
@@ -142,6 +153,9 @@ def _device_count():
 
 
 def _optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay=None):
+    learning_rate = scaled_learning_rate(
+        learning_rate, config.batch_size, config.optimizer.get("scale_reference_batch_size")
+    )
     schedule = epoch_step_decay(learning_rate, milestones, config.optimizer.gamma, steps_per_epoch)
     return CoupledWeightDecaySGD(
         learning_rate=schedule,
@@ -171,7 +185,7 @@ def _fit_stage(
     trainer.compile(
         optimizer=_optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay),
         metrics=["accuracy"] if classifier else None,
-        jit_compile=False,
+        jit_compile=config.get("jit_compile", False),
     )
     monitor, mode = ("val_accuracy", "max") if classifier else ("val_loss", "min")
     log_path = stage_dir / "log.csv"
@@ -179,10 +193,11 @@ def _fit_stage(
     best_so_far = (max(previous) if mode == "max" else min(previous)) if previous else None
     backup_dir = stage_dir / "backup"
     start_epoch = _backup_epoch(backup_dir)
+    # Order matters at each epoch end: the CSV row and checkpoints are written before the
+    # backup, so a kill in between makes the resumed run redo (and re-log) that epoch.
     callbacks = [
         NonFiniteLossGuard(stage),
         ThroughputLogger(data.num_train_examples),
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
         StageCheckpoint(
             str(stage_dir / BEST),
             monitor=monitor,
@@ -193,6 +208,9 @@ def _fit_stage(
         StageCheckpoint(str(stage_dir / LAST)),
         keras.callbacks.CSVLogger(str(log_path), append=True),
         keras.callbacks.TensorBoard(str(workdir / "tensorboard" / stage)),
+        keras.callbacks.BackupAndRestore(
+            str(backup_dir), delete_checkpoint=False, double_checkpoint=True
+        ),
     ]
     print(
         f"[{stage}] {epochs} epochs x {steps_per_epoch} steps, global batch {batch_size}"

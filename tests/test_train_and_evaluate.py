@@ -1,6 +1,12 @@
 """The staged run end to end on real digits: records, checkpoints, skipping finished stages."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,7 +21,8 @@ def tiny_config():
     config = quickstart.get_config("smoke")
     config.data.image_size = 8
     config.teacher.model = config.student.model = "resnet8"
-    config.teacher.epochs = config.student.epochs = 1
+    config.teacher.epochs = 1
+    config.student.epochs = 4
     config.autoencoder.factor_channels = 8
     config.optimizer.milestones = ()
     config.batch_size = 128
@@ -115,3 +122,46 @@ def test_same_config_and_seed_reproduce_every_metric(run, tmp_path):
     assert metric_fields(second) == metric_fields(first)
     assert first["versions"]["tensorflow"] and first["device_count"] == 1
     assert first["config"]["deterministic"] is True
+
+
+def test_killed_run_resumes_to_the_same_result(run, tmp_path):
+    """SIGKILL in the middle of the student stage, run again: same weights, same metrics."""
+    _, reference_dir, _ = run
+    root = Path(__file__).parents[1]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from tests.test_train_and_evaluate import tiny_config; "
+        "from iekd_keras.train import train_and_evaluate; "
+        "train_and_evaluate(tiny_config(), sys.argv[1])",
+        str(tmp_path),
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    marker = tmp_path / "student" / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if marker.exists() and json.loads(marker.read_text() or "{}").get("epoch", 0) >= 1:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+    assert not (tmp_path / "results.json").exists()
+
+    finished = subprocess.run(
+        command, cwd=root, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    resumed = json.loads((tmp_path / "results.json").read_text())
+    reference = json.loads((reference_dir / "results.json").read_text())
+    assert metric_fields(resumed) == metric_fields(reference)
+    got = keras.saving.load_model(tmp_path / "student" / "last.keras").get_weights()
+    want = keras.saving.load_model(reference_dir / "student" / "last.keras").get_weights()
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    epochs = [
+        row.split(",")[0] for row in (tmp_path / "student" / "log.csv").read_text().splitlines()[1:]
+    ]
+    assert sorted(set(epochs)) == ["0", "1", "2", "3"]

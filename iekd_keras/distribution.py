@@ -1,0 +1,63 @@
+"""Distribution strategies and numeric precision of a run, chosen by config."""
+
+import keras
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy a config names.
+
+    - "auto": MirroredStrategy over every visible GPU when there are several, else the default
+      (one-device) strategy.
+    - "mirrored": MirroredStrategy over every visible GPU (the CPU when there is none).
+    - "multi_worker": MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG
+      environment variable of each worker.
+    - "one_device": the first GPU, else the CPU.
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"distribution={name!r} is not supported; expected one of {STRATEGIES}.")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def set_precision(name):
+    """Sets Keras's global dtype policy. Losses and their reductions stay float32 (the IE loss
+    layers and the distillers cast to float32); "mixed_float16" gets dynamic loss scaling from
+    `compile`, which wraps the optimizer in a LossScaleOptimizer."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision={name!r} is not supported; expected one of {PRECISIONS}.")
+    keras.config.set_dtype_policy(name)
+
+
+def check_jit_compile(jit_compile, strategy):
+    """XLA under a multi-replica strategy on CPU devices fails inside TensorFlow 2.21
+    ("resource located in device CPU:1 from CPU:0"): refuse it with a clear message."""
+    import tensorflow as tf
+
+    if (
+        jit_compile
+        and strategy.num_replicas_in_sync > 1
+        and not tf.config.list_logical_devices("GPU")
+    ):
+        raise ValueError(
+            f"jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPU devices is "
+            "not supported by TensorFlow (XLA cannot place per-replica resources across CPU "
+            "devices); set config.jit_compile=False or run on GPUs."
+        )
+
+
+def scaled_learning_rate(base_learning_rate, global_batch_size, reference_batch_size):
+    """The linear scaling rule: lr * global_batch / reference_batch (None: no scaling)."""
+    if not reference_batch_size:
+        return base_learning_rate
+    return base_learning_rate * global_batch_size / reference_batch_size
