@@ -20,13 +20,14 @@ def make_strategy(name):
 
     if name not in STRATEGIES:
         raise ValueError(f"distribution={name!r} is not supported; expected one of {STRATEGIES}.")
+    if name == "multi_worker":
+        # Before anything that starts TensorFlow's runtime (listing devices does).
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 

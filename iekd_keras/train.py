@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from iekd_keras import multi_worker
 from iekd_keras import results as run_records
 from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, ThroughputLogger
 from iekd_keras.config_validation import validate_config
@@ -59,11 +60,17 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
         >>> from configs import quickstart
         >>> results = train_and_evaluate(quickstart.get_config(), "runs/quickstart")
     """
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op: create it first.
+    strategy = make_strategy(config.distribution)
     validate_config(config)
+    chief = multi_worker.is_chief()
+    if not chief:
+        # Other workers keep their own backups and bookkeeping; only the chief's files are the
+        # run's checkpoints, logs, results and exports.
+        workdir = Path(workdir) / "workers" / str(multi_worker.task()[1])
     workdir = prepare_workdir(workdir, config, allow_config_change)
     _seed_everything(config)
     set_precision(config.precision)
-    strategy = make_strategy(config.distribution)
     check_jit_compile(config.jit_compile, strategy)
     data = data if data is not None else load_dataset(config.data)
     started = time.perf_counter()
@@ -89,13 +96,14 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
         "wall_time_s": time.perf_counter() - started,
         "config": config.to_dict(),
     }
-    if config.get("export", False):
+    if config.get("export", False) and chief:
         from iekd_keras.export import export_student
 
         paths = export_student(student, workdir / "export", data.mean, data.std)
         results["export"] = {key: str(path) for key, path in paths.items()}
     run_records.write_json_atomically(workdir / "results.json", results)
-    print(run_records.format_table(results))
+    if chief:
+        print(run_records.format_table(results))
     return results
 
 

@@ -1,8 +1,9 @@
 """A keras.Model trained on a dict of named loss terms, each reported as a metric."""
 
 import keras
+from keras import ops
 
-from iekd_keras import replicas
+from iekd_keras import multi_worker, replicas
 
 
 class TermModel(keras.Model):
@@ -30,6 +31,20 @@ class TermModel(keras.Model):
         super().compile(*args, **kwargs)
         return self
 
+    # Keras 3.15 / TensorFlow 2.21 break `fit` under MultiWorkerMirroredStrategy
+    # (keras-team/keras#20585): the symbolic build reduces a per-replica data batch with
+    # `strategy.reduce`, and the logs' MEAN reduction fails on scalars. Both are worked around
+    # here, narrowly, while this flag is on; a canary test checks that upstream still fails.
+    multi_worker_workaround = True
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self.distribute_strategy
+        if self.multi_worker_workaround and iterator is not None:
+            if multi_worker.in_multi_worker_mode(strategy):
+                data_batch = multi_worker.first_local_batch(iterator, strategy)
+                iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compile_from_config(self, config):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.optimizer is not None:
@@ -55,6 +70,13 @@ class TermModel(keras.Model):
         logs = self.compute_metrics(None, y, predictions, None) if predictions is not None else {}
         logs = {name: value for name, value in logs.items() if name not in self.term_names}
         logs.update({t.name: t.result() for t in self.term_trackers if t.name in terms})
+        if self.multi_worker_workaround and multi_worker.in_multi_worker_mode(
+            self.distribute_strategy
+        ):
+            # Keras reduces step outputs across workers with a MEAN over axis 0, which fails on
+            # scalars; every replica holds the same global values, so one-element vectors
+            # reduce back to exactly those scalars.
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
         return logs
 
     def train_step(self, data):
