@@ -69,5 +69,5 @@ def test_two_workers_train_the_same_student(tmp_path):
 def test_canary_upstream_multi_worker_fit_is_still_broken(tmp_path):
     """Fails when Keras fixes keras-team/keras#20585: then drop TermModel's workaround."""
     results = run_two_workers(tmp_path, "canary", timeout=120)
-    for code, out, err in results:
+    for _, out, err in results:
         assert "UPSTREAM_STILL_BROKEN" in out, (out, err[-2000:])
