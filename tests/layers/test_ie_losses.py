@@ -127,3 +127,18 @@ def test_serialisation_round_trip(layer_class):
         ops.convert_to_numpy(restored(STUDENT, TEACHER)),
         ops.convert_to_numpy(layer(STUDENT, TEACHER)),
     )
+
+
+@pytest.mark.parametrize("layer_class", [InheritanceLoss, ExplorationLoss])
+def test_keras_file_round_trip(layer_class, tmp_path):
+    student = keras.Input((2, 2, 4), name="student_factor")
+    teacher = keras.Input((2, 2, 4), name="teacher_factor")
+    distance = layer_class(p=2, name="term")(student, teacher)
+    model = keras.Model([student, teacher], keras.ops.reshape(distance, (1,)))
+    model.save(tmp_path / "term.keras")
+    restored = keras.saving.load_model(tmp_path / "term.keras")
+    assert restored.get_layer("term").p == 2.0
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(restored([STUDENT, TEACHER])),
+        ops.convert_to_numpy(model([STUDENT, TEACHER])),
+    )
