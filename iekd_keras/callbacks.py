@@ -17,11 +17,18 @@ class StageCheckpoint(keras.callbacks.ModelCheckpoint):
     to a temporary file that then replaces `filepath`, so a kill during a save leaves the
     previous checkpoint intact. Saves once per epoch.
 
+    Args:
+        filepath: the checkpoint file.
+        select: optional function of the trainer returning the model to save (e.g. one peer of
+            a MutualDistiller); by default the trainer's `checkpoint_model`.
+        **kwargs: any `keras.callbacks.ModelCheckpoint` argument.
+
     Example:
         >>> StageCheckpoint("best.keras", monitor="val_accuracy", save_best_only=True)
     """
 
-    def __init__(self, filepath, **kwargs):
+    def __init__(self, filepath, select=None, **kwargs):
+        self.select = select
         self.final_path = Path(filepath)
         temporary = self.final_path.with_name(
             f".{self.final_path.stem}.tmp{self.final_path.suffix}"
@@ -29,6 +36,8 @@ class StageCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(str(temporary), **kwargs)
 
     def set_model(self, model):
+        if self.select is not None:
+            model = self.select(model)
         super().set_model(getattr(model, "checkpoint_model", model))
 
     def on_epoch_end(self, epoch, logs=None):

@@ -64,6 +64,17 @@ RANGES = {
     "distiller.split_ratio": _unit_interval_open,
     "distiller.p": _positive,
     "distiller.distance_metric": _one_of(*METRICS),
+    "method": _one_of("ie_kd", "dml"),
+    "mutual.epochs": _positive,
+    "mutual.kl_weight": _non_negative,
+    "mutual.temperature": _positive,
+    "mutual.lambda_inh": _non_negative,
+    "mutual.lambda_exp": _non_negative,
+    "mutual.peer_factor": _one_of("autoencoder", "inheritance"),
+    "mutual.factor_channels": _positive,
+    "mutual.reconstruction": _one_of("l1", "l2"),
+    "mutual.update_mode": _one_of("alternating", "simultaneous"),
+    "mutual.export_peer": _one_of(1, 2),
 }
 
 # Keys whose default is None, with the types they accept when set.
@@ -167,7 +178,7 @@ def _check_milestones(config):
             f"config.optimizer.milestones={tuple(milestones)} must be strictly increasing "
             "positive epoch numbers."
         )
-    for role in ("teacher", "student"):
+    for role in ("teacher", "student", "mutual"):
         epochs = config[role].epochs
         if milestones and milestones[-1] >= epochs:
             raise ConfigError(
@@ -179,9 +190,11 @@ def _check_milestones(config):
 def _check_model_names(config):
     from iekd_keras.models import get_model
 
-    for role in ("teacher", "student"):
-        name = config[role].model
+    keys = ("mutual.peer1", "mutual.peer2")
+    if config.method == "ie_kd":
+        keys = ("teacher.model", "student.model")
+    for key in keys:
         try:
-            get_model(name, num_classes=2, input_shape=(32, 32, 3))
+            get_model(_get(config, key), num_classes=2, input_shape=(32, 32, 3))
         except ValueError as error:
-            raise ConfigError(f"config.{role}.model: {error}") from None
+            raise ConfigError(f"config.{key}: {error}") from None

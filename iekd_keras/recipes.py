@@ -78,6 +78,46 @@ def base_config():
     )
     config.baseline = True
     config.export = True
+    # "ie_kd": teacher -> auto-encoder -> student (+ baseline). "dml": two peers trained
+    # together from scratch (config.mutual; IE-DML when its lambdas are non-zero), using the
+    # split and distance settings of config.distiller.
+    config.method = "ie_kd"
+    config.mutual = ml_collections.ConfigDict(
+        {
+            "peer1": "resnet32",
+            "peer2": "resnet32",
+            "epochs": 200,
+            "kl_weight": 1.0,
+            "temperature": 1.0,
+            "lambda_inh": 0.0,
+            "lambda_exp": 0.0,
+            "peer_factor": "autoencoder",
+            "factor_channels": 32,
+            "reconstruction": "l1",
+            "update_mode": "alternating",
+            "export_peer": 1,
+        }
+    )
+    return config
+
+
+def paper_dml(dataset, peer1, peer2, ie, arg=None):
+    """The DML recipe of the released configs (method notes §5): batch 64, 200 epochs, LR 0.1
+    x0.1 at 60/120/180, Nesterov, weight decay 5e-4, KL weight 1, T = 1; with `ie`, IE-DML
+    with lambda_inh = lambda_exp = 50 against the peer's online auto-encoder factor."""
+    config = base_config()
+    config.method = "dml"
+    config.data.name = dataset
+    config.batch_size = 64
+    config.optimizer.milestones = (60, 120, 180)
+    config.mutual.peer1 = peer1
+    config.mutual.peer2 = peer2
+    config.teacher.epochs = config.student.epochs = config.mutual.epochs = 200
+    if ie:
+        config.mutual.lambda_inh = config.mutual.lambda_exp = 50.0
+    apply_variant(config, arg)
+    if arg == "smoke":
+        config.mutual.epochs = 2
     return config
 
 

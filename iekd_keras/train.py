@@ -14,7 +14,12 @@ from iekd_keras import results as run_records
 from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, ThroughputLogger
 from iekd_keras.config_validation import validate_config
 from iekd_keras.data import build_augmentation_layers, load_dataset
-from iekd_keras.distillers import Distiller, FactorAutoencoderTrainer, StandaloneTrainer
+from iekd_keras.distillers import (
+    Distiller,
+    FactorAutoencoderTrainer,
+    MutualDistiller,
+    StandaloneTrainer,
+)
 from iekd_keras.distribution import (
     check_jit_compile,
     make_strategy,
@@ -77,12 +82,16 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     stages = {}
     with strategy.scope():
         _check_batch_split(config)
-        teacher, stages["teacher"] = _teacher_stage(config, workdir, data)
-        _teacher_sanity_gate(config, data, stages["teacher"])
-        autoencoder, stages["autoencoder"] = _autoencoder_stage(config, workdir, data, teacher)
-        student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
-        if config.baseline:
-            _, stages["baseline"] = _baseline_stage(config, workdir, data)
+        if config.method == "dml":
+            peers = _mutual_stage(config, workdir, data, stages)
+            student = peers[config.mutual.export_peer - 1]
+        else:
+            teacher, stages["teacher"] = _teacher_stage(config, workdir, data)
+            _teacher_sanity_gate(config, data, stages["teacher"])
+            autoencoder, stages["autoencoder"] = _autoencoder_stage(config, workdir, data, teacher)
+            student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
+            if config.baseline:
+                _, stages["baseline"] = _baseline_stage(config, workdir, data)
         device_count = _device_count()
 
     results = {
@@ -181,10 +190,28 @@ def _backup_epoch(backup_dir):
     return int(json.loads(metadata.read_text())["epoch"])
 
 
+# What a classifier stage checkpoints and summarises: (name prefix, model selector). A plain
+# stage has one model (its trainer's checkpoint_model); a mutual stage has one per peer.
+SINGLE_MODEL = (("", None),)
+
+
 def _fit_stage(
-    stage, trainer, config, workdir, data, epochs, learning_rate, milestones, l2_decay=None
+    stage,
+    trainer,
+    config,
+    workdir,
+    data,
+    epochs,
+    learning_rate,
+    milestones,
+    l2_decay=None,
+    models=SINGLE_MODEL,
 ):
-    """Compiles and fits one stage with the standard callbacks; returns its summary."""
+    """Compiles and fits one stage with the standard callbacks; returns its summary.
+
+    Each (prefix, select) of `models` gets `best{_prefix}.keras` (by its validation accuracy)
+    and `last{_prefix}.keras`, and its best and last test accuracy in the summary.
+    """
     stage_dir = workdir / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
     batch_size = config.batch_size
@@ -195,25 +222,30 @@ def _fit_stage(
         metrics=["accuracy"] if classifier else None,
         jit_compile=config.get("jit_compile", False),
     )
-    monitor, mode = ("val_accuracy", "max") if classifier else ("val_loss", "min")
     log_path = stage_dir / "log.csv"
-    previous = [row[monitor] for row in run_records.read_csv_log(log_path) if monitor in row]
-    best_so_far = (max(previous) if mode == "max" else min(previous)) if previous else None
+    rows = run_records.read_csv_log(log_path)
     backup_dir = stage_dir / "backup"
     start_epoch = _backup_epoch(backup_dir)
     # Order matters at each epoch end: the CSV row and checkpoints are written before the
     # backup, so a kill in between makes the resumed run redo (and re-log) that epoch.
-    callbacks = [
-        NonFiniteLossGuard(stage),
-        ThroughputLogger(data.num_train_examples),
-        StageCheckpoint(
-            str(stage_dir / BEST),
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        StageCheckpoint(str(stage_dir / LAST)),
+    callbacks = [NonFiniteLossGuard(stage), ThroughputLogger(data.num_train_examples)]
+    for prefix, select in models:
+        monitor, mode = (f"val_{prefix}accuracy", "max") if classifier else ("val_loss", "min")
+        previous = [row[monitor] for row in rows if monitor in row]
+        best_so_far = (max(previous) if mode == "max" else min(previous)) if previous else None
+        suffix = f"_{prefix.rstrip('_')}" if prefix else ""
+        callbacks += [
+            StageCheckpoint(
+                str(stage_dir / f"best{suffix}.keras"),
+                select=select,
+                monitor=monitor,
+                mode=mode,
+                save_best_only=True,
+                initial_value_threshold=best_so_far,
+            ),
+            StageCheckpoint(str(stage_dir / f"last{suffix}.keras"), select=select),
+        ]
+    callbacks += [
         keras.callbacks.CSVLogger(str(log_path), append=True),
         keras.callbacks.TensorBoard(str(workdir / "tensorboard" / stage)),
         keras.callbacks.BackupAndRestore(
@@ -245,8 +277,10 @@ def _fit_stage(
         "final_logs": rows[-1] if rows else {},
     }
     if classifier:
-        best, last = run_records.best_and_last(rows, "val_accuracy")
-        summary.update(best_test_accuracy=best, last_test_accuracy=last)
+        for prefix, _ in models:
+            best, last = run_records.best_and_last(rows, f"val_{prefix}accuracy")
+            summary[f"{prefix}best_test_accuracy"] = best
+            summary[f"{prefix}last_test_accuracy"] = last
     run_records.write_json_atomically(stage_dir / SUMMARY, summary)
     shutil.rmtree(backup_dir, ignore_errors=True)
     return summary
@@ -362,6 +396,56 @@ def _baseline_stage(config, workdir, data):
     student = load_two_output_model(workdir / stage / LAST, "baseline student")
     summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
     return student, summary
+
+
+def _mutual_stage(config, workdir, data, stages):
+    """DML / IE-DML: both peers from scratch in one stage; records a summary per peer."""
+    stage = "mutual"
+    mutual = config.mutual
+    summary = _finished(workdir, stage)
+    if summary is None:
+        distiller = MutualDistiller(
+            _new_model(mutual.peer1, data, config.seed),
+            _new_model(mutual.peer2, data, config.seed + 1),
+            kl_weight=mutual.kl_weight,
+            temperature=mutual.temperature,
+            lambda_inh=mutual.lambda_inh,
+            lambda_exp=mutual.lambda_exp,
+            peer_factor=mutual.peer_factor,
+            factor_channels=mutual.factor_channels,
+            reconstruction=mutual.reconstruction,
+            split_mode=config.distiller.split_mode,
+            split_ratio=config.distiller.split_ratio,
+            split_seed=config.distiller.split_seed,
+            p=config.distiller.p,
+            distance_metric=config.distiller.distance_metric,
+            update=mutual.update_mode,
+        )
+        summary = _fit_stage(
+            stage,
+            distiller,
+            config,
+            workdir,
+            data,
+            mutual.epochs,
+            config.optimizer.learning_rate,
+            config.optimizer.milestones,
+            models=(("peer1_", lambda m: m.peers[0]), ("peer2_", lambda m: m.peers[1])),
+        )
+    peers = []
+    for index, name in ((1, mutual.peer1), (2, mutual.peer2)):
+        peer = load_two_output_model(workdir / stage / f"last_peer{index}.keras", f"peer {index}")
+        peers.append(peer)
+        stages[f"peer{index}"] = {
+            "model": name,
+            "trainable_parameters": trainable_parameters(peer),
+            "best_test_accuracy": summary[f"peer{index}_best_test_accuracy"],
+            "last_test_accuracy": summary[f"peer{index}_last_test_accuracy"],
+            "wall_time_s": summary.get("wall_time_s", 0.0),
+            "epochs": summary.get("epochs"),
+            "final_logs": summary.get("final_logs", {}),
+        }
+    return peers
 
 
 def _new_model(name, data, seed):

@@ -165,3 +165,28 @@ def test_killed_run_resumes_to_the_same_result(run, tmp_path):
         row.split(",")[0] for row in (tmp_path / "student" / "log.csv").read_text().splitlines()[1:]
     ]
     assert sorted(set(epochs)) == ["0", "1", "2", "3"]
+
+
+def test_mutual_learning_run(tmp_path):
+    from configs import quickstart_dml
+
+    config = quickstart_dml.get_config("ie,smoke")
+    config.data.image_size = 8
+    config.mutual.epochs = 1
+    config.optimizer.milestones = ()
+    config.mutual.factor_channels = 8
+    config.mutual.export_peer = 2
+    config.batch_size = 128
+    config.verbose = 0
+    results = train_and_evaluate(config, tmp_path, data=load_digits(image_size=8))
+    assert set(results["stages"]) == {"peer1", "peer2"}
+    for peer in ("peer1", "peer2"):
+        summary = results["stages"][peer]
+        assert 0 <= summary["last_test_accuracy"] <= summary["best_test_accuracy"] <= 1
+        assert summary["final_logs"][f"{peer}_exploration_loss"] < 0
+        assert (tmp_path / "mutual" / f"last_{peer}.keras").exists()
+        assert (tmp_path / "mutual" / f"best_{peer}.keras").exists()
+    exported = keras.saving.load_model(tmp_path / "export" / "student.keras")
+    peer2 = keras.saving.load_model(tmp_path / "mutual" / "last_peer2.keras")
+    for a, b in zip(exported.get_weights(), peer2.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -566,7 +566,7 @@ class MutualDistiller(TermModel):
         logs = {t.name: t.result() for t in self.term_trackers if t.name in terms}
         for metrics in self.peer_metrics:
             logs.update({metric.name: metric.result() for metric in metrics})
-        return logs
+        return self._finalize_logs(logs)
 
     def train_step(self, data):
         if keras.backend.backend() != "tensorflow":

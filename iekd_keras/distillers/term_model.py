@@ -70,6 +70,10 @@ class TermModel(keras.Model):
         logs = self.compute_metrics(None, y, predictions, None) if predictions is not None else {}
         logs = {name: value for name, value in logs.items() if name not in self.term_names}
         logs.update({t.name: t.result() for t in self.term_trackers if t.name in terms})
+        return self._finalize_logs(logs)
+
+    def _finalize_logs(self, logs):
+        """The step's logs as Keras's distributed step function can reduce them."""
         if self.multi_worker_workaround and multi_worker.in_multi_worker_mode(
             self.distribute_strategy
         ):

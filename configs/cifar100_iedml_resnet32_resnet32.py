@@ -1,0 +1,20 @@
+"""CIFAR-100 IE-DML: resnet32 <-> resnet32, both trained from scratch together.
+
+Objective of peer k: CE_k + KL(p_-k || p_k) + 50 * D_1(F_k_inh, F_-k) - 50 * D_1(F_k_exp, F_-k), with F_-k the
+peer's online auto-encoder factor (an assumption, method notes §5).
+Recipe of the released DML configs: 200 epochs, GLOBAL batch 64 on ONE device, Nesterov SGD
+0.1 x0.1 at epochs 60/120/180, coupled weight decay 5e-4, alternating updates.
+
+    python scripts/train.py --config=configs/cifar100_iedml_resnet32_resnet32.py --workdir=runs/cifar100_iedml_resnet32_resnet32
+    python scripts/train.py --config=configs/cifar100_iedml_resnet32_resnet32.py:smoke --workdir=/tmp/cifar100_iedml_resnet32_resnet32
+
+Expected top-1 on a GPU (literature bands for DML, unverified): ResNet-32 about 70-72%,
+ResNet-56 about 72-74%, MobileNet about 68-72%; IE-DML above DML for both peers (Table 4).
+Run time on a GPU: not measured yet.
+"""
+
+from iekd_keras.recipes import paper_dml
+
+
+def get_config(arg=None):
+    return paper_dml("cifar100", "resnet32", "resnet32", ie=True, arg=arg)
