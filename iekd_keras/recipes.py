@@ -12,6 +12,8 @@ def base_config():
     factors, L1 reconstruction.
     """
     config = ml_collections.ConfigDict()
+    # The method's name in reports ("" derives it from the config, e.g. "IE-KD", "DML").
+    config.label = ""
     config.seed = 0
     # Op determinism: the same config and seed give the same results (slower on GPUs).
     config.deterministic = True

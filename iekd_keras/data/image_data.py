@@ -133,7 +133,7 @@ class ImageData:
             indices = tf.data.Dataset.from_tensor_slices(order)
             prepared = indices.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             # Batches never straddle two epochs, as with a per-epoch PyTorch loader.
-            return prepared.batch(batch_size).map(finish, deterministic=True)
+            return prepared.batch(batch_size).map(finish)
 
         epochs_dataset = tf.data.Dataset.range(start_epoch, epochs)
         return epochs_dataset.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,34 @@
+"""A markdown table and PNG plots over finished runs (mean ± std over seeds per method).
+
+python scripts/report.py --output=reports/quickstart runs/dml/seed_* runs/iedml/seed_*
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_OUTPUT = flags.DEFINE_string("output", "report", "Directory of report.md and the plots.")
+
+
+def main(argv):
+    workdirs = argv[1:]
+    if not workdirs:
+        raise app.UsageError("Give one or more run workdirs (each holding a results.json).")
+    from pathlib import Path
+
+    from iekd_keras.report import collect_rows, markdown_table, plot_runs
+
+    table = markdown_table(collect_rows(workdirs))
+    output = Path(_OUTPUT.value)
+    output.mkdir(parents=True, exist_ok=True)
+    plots = plot_runs(workdirs, output)
+    lines = [table, ""] + [f"![{name}]({path.name})" for name, path in plots.items()]
+    (output / "report.md").write_text("\n".join(lines) + "\n")
+    print(table)
+    print(f"\nWritten: {output / 'report.md'}, " + ", ".join(str(p) for p in plots.values()))
+
+
+if __name__ == "__main__":
+    app.run(main)
