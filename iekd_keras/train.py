@@ -14,6 +14,7 @@ from iekd_keras import results as run_records
 from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, ThroughputLogger
 from iekd_keras.config_validation import validate_config
 from iekd_keras.data import build_augmentation_layers, load_dataset
+from iekd_keras.diagnostics import FactorSimilarityLogger
 from iekd_keras.distillers import (
     Distiller,
     FactorAutoencoderTrainer,
@@ -229,6 +230,10 @@ def _fit_stage(
     # Order matters at each epoch end: the CSV row and checkpoints are written before the
     # backup, so a kill in between makes the resumed run redo (and re-log) that epoch.
     callbacks = [NonFiniteLossGuard(stage), ThroughputLogger(data.num_train_examples)]
+    if getattr(trainer, "use_ie", False) and isinstance(trainer, Distiller):
+        # The paper's CKA diagnostic on a fixed batch of test images, logged every epoch.
+        images, _ = next(iter(data.test_dataset(min(256, config.eval_batch_size))))
+        callbacks.append(FactorSimilarityLogger(images))
     for prefix, select in models:
         monitor, mode = (f"val_{prefix}accuracy", "max") if classifier else ("val_loss", "min")
         previous = [row[monitor] for row in rows if monitor in row]

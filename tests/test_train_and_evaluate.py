@@ -61,9 +61,14 @@ def test_checkpoints_hold_the_bare_models(run):
     assert (workdir / "export" / "saved_model" / "saved_model.pb").exists()
     assert (workdir / "tensorboard" / "student").is_dir()
     header = (workdir / "student" / "log.csv").read_text().splitlines()[0].split(",")
-    assert {"inheritance_loss", "exploration_loss", "images_per_second", "val_accuracy"} <= set(
-        header
-    )
+    assert {
+        "inheritance_loss",
+        "exploration_loss",
+        "images_per_second",
+        "val_accuracy",
+        "cka_inheritance",
+        "cka_exploration",
+    } <= set(header)
 
 
 def test_rerun_skips_finished_stages(run):
