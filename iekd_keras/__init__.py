@@ -1,6 +1,6 @@
 """iekd_keras: Inheritance and Exploration Knowledge Distillation (Huang et al., CVPR 2021)."""
 
-from iekd_keras import layers, models
+from iekd_keras import layers, losses, models
 from iekd_keras.distillers.autoencoder_trainer import FactorAutoencoderTrainer
 from iekd_keras.distillers.distiller import Distiller
 from iekd_keras.distillers.mutual_distiller import MutualDistiller
@@ -18,5 +18,6 @@ __all__ = [
     "PeerOptimizer",
     "StandaloneTrainer",
     "layers",
+    "losses",
     "models",
 ]

@@ -111,6 +111,7 @@ def validate_config(config, reference=None):
                 f"config.{path}={value!r} is out of range: expected {check.expected}."
             )
     _check_milestones(config)
+    _check_distillation_losses(config)
     _check_model_names(config)
     if config.data.name == "image_folder" and not config.data.directory:
         raise ConfigError("config.data.directory must be set for data.name='image_folder'.")
@@ -185,6 +186,22 @@ def _check_milestones(config):
                 f"config.optimizer.milestones={tuple(milestones)} reach past "
                 f"config.{role}.epochs={epochs}: the last LR drop would never happen."
             )
+
+
+def _check_distillation_losses(config):
+    from iekd_keras.methods import LOSS_TYPES
+
+    for index, spec in enumerate(config.get("distillation_losses", ())):
+        spec = dict(spec)
+        if spec.get("type") not in LOSS_TYPES or set(spec) - {"type", "kwargs"}:
+            raise ConfigError(
+                f"config.distillation_losses[{index}]={spec} must be {{'type': one of "
+                f"{sorted(LOSS_TYPES)}, 'kwargs': {{...}}}}."
+            )
+    for role in ("teacher", "student"):
+        taps = config[role].get("taps", ())
+        if not all(isinstance(name, str) for name in taps):
+            raise ConfigError(f"config.{role}.taps={taps!r} must be layer names (strings).")
 
 
 def _check_model_names(config):

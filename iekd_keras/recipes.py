@@ -60,12 +60,17 @@ def base_config():
             # (None: twice chance, i.e. 2 / num_classes); skip_sanity_check disables it.
             "min_accuracy": None,
             "skip_sanity_check": False,
+            # Intermediate outputs to tap by layer name (e.g. "stage1"), for AT and FitNet.
+            "taps": (),
         }
     )
     config.autoencoder = ml_collections.ConfigDict(
         {"factor_channels": 32, "epochs": 30, "learning_rate": 0.1, "reconstruction": "l1"}
     )
-    config.student = ml_collections.ConfigDict({"model": "resnet20b", "epochs": 160})
+    config.student = ml_collections.ConfigDict({"model": "resnet20b", "epochs": 160, "taps": ()})
+    # Extra distillation terms (IE-X): entries {"type": "kd" | "at" | "fitnet" | "ft" | "crd",
+    # "kwargs": {...}}; see iekd_keras.methods.apply_method for the standard set-ups.
+    config.distillation_losses = ()
     config.distiller = ml_collections.ConfigDict(
         {
             "lambda_inh": 50.0,
@@ -124,12 +129,24 @@ def paper_dml(dataset, peer1, peer2, ie, arg=None):
 
 
 def paper_cifar(dataset, teacher, student, arg=None):
-    """The paper's CIFAR recipe for one teacher/student pair; `arg="smoke"` shrinks it."""
+    """The paper's CIFAR recipe for one teacher/student pair.
+
+    `arg` is a comma-separated list of one method of `iekd_keras.methods` ("ie", the default,
+    "kd", "ie_kd", "at", "ie_at", "ft", "ie_ft", "fitnet", "crd", "ie_crd") and "smoke".
+    """
+    from iekd_keras.methods import apply_method
+
     config = base_config()
     config.data.name = dataset
     config.teacher.model = teacher
     config.student.model = student
-    apply_variant(config, arg)
+    parts = [part for part in (arg or "").split(",") if part]
+    variants = [part for part in parts if part == "smoke"]
+    methods = [part for part in parts if part != "smoke"]
+    if len(methods) > 1 or len(variants) > 1:
+        raise ValueError(f"Config variant {arg!r}: give at most one method and 'smoke'.")
+    apply_method(config, methods[0] if methods else "ie")
+    apply_variant(config, variants[0] if variants else None)
     return config
 
 

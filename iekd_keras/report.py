@@ -9,19 +9,16 @@ from iekd_keras import results as run_records
 
 
 def run_label(config):
-    """A method's name from its config: `config.label` when set, else derived (e.g. "IE-KD",
-    "IE-KD+kd_loss", "KD", "DML", "IE-DML")."""
+    """A method's name from its config: `config.label` when set, else derived (e.g. "IE",
+    "KD", "IE-KD", "IE-AT", "DML", "IE-DML")."""
     if config.get("label"):
         return config["label"]
     if config.get("method") == "dml":
         mutual = config["mutual"]
         return "IE-DML" if mutual["lambda_inh"] or mutual["lambda_exp"] else "DML"
-    distiller = config["distiller"]
-    extras = [loss["name"] for loss in config.get("distillation_losses", ())]
-    ie = bool(distiller["lambda_inh"] or distiller["lambda_exp"])
-    if not extras:
-        return "IE-KD" if ie else "student+CE"
-    return ("IE-" if ie else "") + "+".join(extras)
+    from iekd_keras.methods import label
+
+    return label(config)
 
 
 def collect_rows(workdirs):

@@ -29,7 +29,8 @@ from iekd_keras.distribution import (
 )
 from iekd_keras.evaluation import load_two_output_model
 from iekd_keras.layers import FactorAutoencoder
-from iekd_keras.models import get_model
+from iekd_keras.methods import build_distillation_losses
+from iekd_keras.models import get_model, with_taps
 from iekd_keras.optimizers import CoupledWeightDecaySGD
 from iekd_keras.run_directory import prepare_workdir
 from iekd_keras.schedules import epoch_step_decay
@@ -265,6 +266,8 @@ def _fit_stage(
     started = time.perf_counter()
     augmentation = build_augmentation_layers(config.data.get("augmentation", ()))
     extra = {"augmentation": augmentation} if augmentation else {}
+    if getattr(trainer, "needs_indices", False):
+        extra["with_index"] = True  # CRD-like terms need each example's dataset index
     trainer.fit(
         data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch, **extra),
         epochs=epochs,
@@ -363,10 +366,14 @@ def _student_stage(config, workdir, data, teacher, autoencoder):
     stage = "student"
     summary = _finished(workdir, stage)
     if summary is None:
+        student = _new_model(config.student.model, data, config.seed + 1)
         distiller = Distiller(
-            teacher,
-            _new_model(config.student.model, data, config.seed + 1),
+            _tapped(teacher, config.teacher.get("taps", ())),
+            _tapped(student, config.student.get("taps", ())),
             autoencoder.encoder,
+            distillation_losses=build_distillation_losses(
+                config.get("distillation_losses", ()), data.num_train_examples
+            ),
             **config.distiller.to_dict(),
         )
         summary = _fit_stage(
@@ -451,6 +458,11 @@ def _mutual_stage(config, workdir, data, stages):
             "final_logs": summary.get("final_logs", {}),
         }
     return peers
+
+
+def _tapped(model, taps):
+    """The model with its named intermediate outputs added (one forward pass)."""
+    return with_taps(model, list(taps)) if taps else model
 
 
 def _new_model(name, data, seed):

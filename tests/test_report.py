@@ -46,7 +46,7 @@ def test_table_aggregates_seeds_per_method(tmp_path):
     workdirs.append(dml_dir)
 
     table = markdown_table(collect_rows(workdirs))
-    assert "| IE-KD | resnet8 | 92.00 ± 2.83 | 90.00 ± 2.83 | 2 |" in table
+    assert "| IE | resnet8 | 92.00 ± 2.83 | 90.00 ± 2.83 | 2 |" in table
     assert "| student alone | resnet8 | 80.00 ± 0.00 | 80.00 ± 0.00 | 2 |" in table
     assert "| DML peer1 | resnet8 | 70.00 ± 0.00 | 60.00 ± 0.00 | 1 |" in table
     assert "factor32" not in table
@@ -56,10 +56,11 @@ def test_table_aggregates_seeds_per_method(tmp_path):
 
 def test_labels():
     config = base_config().to_dict()
+    assert run_label(config) == "IE"
+    config["distillation_losses"] = [{"type": "kd", "kwargs": {}}]
     assert run_label(config) == "IE-KD"
     config["distiller"]["lambda_inh"] = config["distiller"]["lambda_exp"] = 0.0
-    config["distillation_losses"] = [{"name": "kd_loss"}]
-    assert run_label(config) == "kd_loss"
+    assert run_label(config) == "KD"
     config["label"] = "KD (T=4)"
     assert run_label(config) == "KD (T=4)"
 

@@ -41,9 +41,9 @@ class Distiller(TermModel):
     outputs by name: "logits", "features", any further tapped output under its layer name, and,
     for the teacher, "factor" (F_T) when a teacher encoder is given; teacher values are under
     stop-gradient. `batch` holds "labels", "indices" (the examples' dataset indices when the
-    pipeline yields `(images, indices)` inputs, else None) and "step" (the optimizer's
-    iteration count, for weight schedules). A term returns its weighted value as this
-    replica's share (see `iekd_keras.replicas`). Keras layers among the terms are trained with
+    pipeline yields `(images, indices)` inputs, else None), "step" (the optimizer's
+    iteration count, for weight schedules) and "training" (for a term's own BatchNorm). A
+    term returns its weighted value as this replica's share (see `iekd_keras.replicas`). Keras layers among the terms are trained with
     the student; a term with a `build(teacher_shapes, student_shapes)` method is built here,
     from the dicts of output shapes, so that the optimizer sees its variables.
 
@@ -297,7 +297,7 @@ class Distiller(TermModel):
                 total
                 + loss_weights.loss_weight_at(self.lambda_exp, step) * terms["exploration_loss"]
             )
-        batch = {"labels": y, "indices": indices, "step": step}
+        batch = {"labels": y, "indices": indices, "step": step, "training": training}
         for term in self.distillation_losses:
             terms[term.name] = ops.cast(term(teacher_outputs, student_outputs, batch), "float32")
             total = total + terms[term.name]

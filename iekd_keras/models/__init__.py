@@ -5,7 +5,7 @@
 
 from iekd_keras.models.cifar_mobilenet import cifar_mobilenet
 from iekd_keras.models.cifar_resnet import cifar_resnet
-from iekd_keras.models.feature_tap import with_feature_output
+from iekd_keras.models.feature_tap import with_feature_output, with_taps
 from iekd_keras.models.imagenet_resnet import imagenet_resnet
 from iekd_keras.models.registry import available_models, get_model
 from iekd_keras.models.wide_resnet import wide_resnet
@@ -18,4 +18,5 @@ __all__ = [
     "imagenet_resnet",
     "wide_resnet",
     "with_feature_output",
+    "with_taps",
 ]

@@ -96,6 +96,20 @@ def relu(x, name):
     return keras.layers.ReLU(name=name)(x)
 
 
+def stage_output(x, stage):
+    """Marks the output of stage ``stage`` with a parameter-free layer named ``"stage{stage}"``.
+
+    The identity sits on the main path (the next stage reads it), so that the tap belongs to the
+    model's graph and :func:`iekd_keras.models.with_taps` can expose it; it adds no weights.
+    """
+    return keras.layers.Identity(name=f"stage{stage}")(x)
+
+
+def features_output(x):
+    """Marks the last feature map before global average pooling as the layer ``"features"``."""
+    return keras.layers.Identity(name="features")(x)
+
+
 def classifier_head(features, num_classes):
     """Global average pooling followed by a dense layer that returns logits."""
     channels = features.shape[-1]

@@ -24,6 +24,13 @@ _BLOCK_PLAN = (
     (1024, 1),
 )
 _STEM_FILTERS = 32
+# Stage taps: the last block at each spatial resolution (the block before each stride-2 block,
+# and the last block), i.e. blocks 3, 5 and 13.
+_STAGE_ENDS = tuple(
+    index
+    for index in range(1, len(_BLOCK_PLAN) + 1)
+    if index == len(_BLOCK_PLAN) or _BLOCK_PLAN[index][1] == 2
+)
 
 
 def _separable_block(x, filters, strides, prefix, out_name):
@@ -47,6 +54,10 @@ def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.
     map (the last block's ReLU, layer ``"features"``). As there, ``width_multiplier`` scales
     the block channels (``int(channels * width_multiplier)``) but not the 32-channel stem.
     Kernels use PyTorch's Kaiming-normal fan-in rule (fan-in 9 for a depthwise kernel).
+    Stage taps, for :func:`~iekd_keras.models.with_taps`: parameter-free layers holding the
+    last block output at each resolution, ``"stage1"`` (block 3, 32x32x128 for a 32x32
+    input), ``"stage2"`` (block 5, 16x16x256) and ``"stage3"`` (block 13, 8x8x1024, equal to
+    ``features``).
 
     Args:
         num_classes: Number of logits.
@@ -84,16 +95,20 @@ def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.
     x = blocks.conv3x3(inputs, _STEM_FILTERS, 1, name="stem_conv")
     x = blocks.batch_norm(x, name="stem_bn")
     x = blocks.relu(x, name="stem_relu")
+    stage = 1
     for index, (filters, strides) in enumerate(_BLOCK_PLAN, 1):
-        is_last = index == len(_BLOCK_PLAN)
         prefix = f"block{index}"
         x = _separable_block(
             x,
             int(filters * width_multiplier),
             strides,
             prefix,
-            out_name="features" if is_last else f"{prefix}_pointwise_relu",
+            out_name=f"{prefix}_pointwise_relu",
         )
+        if index in _STAGE_ENDS:
+            x = blocks.stage_output(x, stage)
+            stage += 1
+    features = blocks.features_output(x)
 
-    logits = blocks.classifier_head(x, num_classes)
-    return keras.Model(inputs=inputs, outputs=[logits, x], name=name)
+    logits = blocks.classifier_head(features, num_classes)
+    return keras.Model(inputs=inputs, outputs=[logits, features], name=name)

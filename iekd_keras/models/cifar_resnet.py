@@ -44,6 +44,10 @@ def cifar_resnet(depth, num_classes=10, input_shape=(32, 32, 3), shortcut="A", n
     channels and strides 1, 2 and 2, then global average pooling and a dense layer.
     ``features`` is the last block's final ReLU (layer ``"features"``), i.e. the map that
     global average pooling reads: 8x8x64 for a 32x32 input. Logits have no softmax.
+    Stage taps: parameter-free layers ``"stage1"``, ``"stage2"`` and ``"stage3"`` hold the
+    output of each stage (its last block's final ReLU: 32x32x16, 16x16x32 and 8x8x64 for a
+    32x32 input; ``"stage3"`` equals ``features``), for
+    :func:`~iekd_keras.models.with_taps`.
     Weight initialisation, batch-norm settings and padding follow the PyTorch reference.
 
     Args:
@@ -87,15 +91,16 @@ def cifar_resnet(depth, num_classes=10, input_shape=(32, 32, 3), shortcut="A", n
     for stage, (planes, stage_strides) in enumerate(stages, 1):
         for index in range(1, blocks_per_stage + 1):
             prefix = f"stage{stage}_block{index}"
-            is_last = stage == len(_STAGE_WIDTHS) and index == blocks_per_stage
             x = _basic_block(
                 x,
                 planes,
                 stage_strides if index == 1 else 1,
                 shortcut_key,
                 prefix,
-                out_name="features" if is_last else f"{prefix}_relu2",
+                out_name=f"{prefix}_relu2",
             )
+        x = blocks.stage_output(x, stage)
+    features = blocks.features_output(x)
 
-    logits = blocks.classifier_head(x, num_classes)
-    return keras.Model(inputs=inputs, outputs=[logits, x], name=name)
+    logits = blocks.classifier_head(features, num_classes)
+    return keras.Model(inputs=inputs, outputs=[logits, features], name=name)

@@ -63,6 +63,9 @@ def imagenet_resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=Non
     1x1-convolution-plus-batch-norm projection shortcut. ``features`` is the last block's
     final ReLU (layer ``"features"``), i.e. the map that global average pooling reads:
     7x7x512 for a 224x224 input. A dense layer then gives the logits (no softmax).
+    Stage taps: parameter-free layers ``"stage1"`` to ``"stage4"`` hold the output of each
+    stage (56x56x64, 28x28x128, 14x14x256 and 7x7x512 for a 224x224 input; ``"stage4"``
+    equals ``features``), for :func:`~iekd_keras.models.with_taps`.
     Trainable parameters match torchvision exactly (11,689,512 and 21,797,672 with 1000
     classes). Weight initialisation, batch-norm settings and padding follow the PyTorch
     conventions of the other backbones in this package.
@@ -99,14 +102,15 @@ def imagenet_resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=Non
     for stage, (planes, stage_strides, num_blocks) in enumerate(stages, 1):
         for index in range(1, num_blocks + 1):
             prefix = f"stage{stage}_block{index}"
-            is_last = stage == len(_STAGE_WIDTHS) and index == num_blocks
             x = _basic_block(
                 x,
                 planes,
                 stage_strides if index == 1 else 1,
                 prefix,
-                out_name="features" if is_last else f"{prefix}_relu2",
+                out_name=f"{prefix}_relu2",
             )
+        x = blocks.stage_output(x, stage)
+    features = blocks.features_output(x)
 
-    logits = blocks.classifier_head(x, num_classes)
-    return keras.Model(inputs=inputs, outputs=[logits, x], name=name)
+    logits = blocks.classifier_head(features, num_classes)
+    return keras.Model(inputs=inputs, outputs=[logits, features], name=name)

@@ -38,6 +38,11 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
     ``"features"``, 8x8x(64 * width) for a 32x32 input), then global average pooling and a
     dense layer give logits without softmax. Initialisation and batch-norm settings follow
     PyTorch defaults (Kaiming-normal fan-in kernels, momentum 0.9, epsilon 1e-5).
+    Stage taps: parameter-free layers ``"stage1"``, ``"stage2"`` and ``"stage3"`` hold the
+    output of each group (its last block's residual sum, before any BN-ReLU: 32x32, 16x16 and
+    8x8 for a 32x32 input), the points where the official attention-transfer code takes its
+    group outputs; ``features`` is the final BN-ReLU of ``"stage3"``. For
+    :func:`~iekd_keras.models.with_taps`.
 
     Args:
         depth: Total depth; ``(depth - 4) % 6 == 0`` and ``depth >= 10`` (e.g. 16, 28, 40).
@@ -86,6 +91,7 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
                 dropout_rate,
                 prefix=f"group{group}_block{index}",
             )
+        x = blocks.stage_output(x, group)
     x = blocks.batch_norm(x, name="final_bn")
     features = blocks.relu(x, name="features")
 

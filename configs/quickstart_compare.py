@@ -1,0 +1,42 @@
+"""The paper's comparison on the offline digits: classic distillers and their IE versions.
+
+Teacher ResNet-20 -> ResNet-8 student, 16x16 digits, global batch 64, one device, 15 epochs.
+Select the method with the variant; each names its objective (method notes §4, §9):
+
+- `:student`  CE (the student alone)
+- `:ie`       CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)
+- `:kd`       0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4;       `:ie_kd` adds the IE terms
+- `:at`       CE + 1000 * sum over stages 1-3 of mean (a_s - a_t)^2; `:ie_at` adds the IE terms
+- `:ft`       CE + 500 * D_1(translator(f_s), F_T);                   `:ie_ft` adds the IE terms
+- `:fitnet`   CE + 100 * MSE(regressor(f_s^stage2), f_t^stage2)
+- `:crd`      CE + 0.8 * CRD (1,024 negatives on this small set);     `:ie_crd` adds the IE terms
+
+Add `,smoke` for a 2-epoch run. To share one teacher across methods and seeds, pass
+`--config.teacher.checkpoint=runs/quickstart/teacher/last.keras`.
+
+    python scripts/train.py --config=configs/quickstart_compare.py:ie_kd --workdir=runs/ie_kd
+    python scripts/sweep.py --config=configs/quickstart_compare.py:kd --workdir=runs/kd --seeds=0,1,2
+    python scripts/train.py --config=configs/quickstart_compare.py:crd,smoke --workdir=/tmp/crd
+
+Measured on 2 CPU cores with a shared teacher: about 1 minute per run.
+"""
+
+from configs.quickstart import get_config as quickstart_config
+from iekd_keras.methods import apply_method
+from iekd_keras.recipes import apply_variant
+
+
+def get_config(arg=None):
+    parts = [part for part in (arg or "ie").split(",") if part]
+    smoke = "smoke" in parts
+    methods = [part for part in parts if part != "smoke"] or ["ie"]
+    if len(methods) != 1:
+        raise ValueError(f"Config variant {arg!r}: give exactly one method, and optionally smoke.")
+    config = quickstart_config()
+    config.baseline = False
+    config.export = False
+    apply_method(config, methods[0])
+    for loss in config.distillation_losses:
+        if loss["type"] == "crd":
+            loss["kwargs"] = {**loss["kwargs"], "num_negatives": 1024}
+    return apply_variant(config, "smoke" if smoke else None)

@@ -1,0 +1,72 @@
+"""Schedules for loss weights (e.g. `beta`, `alpha`, `lambda_inh`) as functions of the step."""
+
+import keras
+from keras import ops
+
+from iekd_keras.schedules import epoch_step_decay
+
+
+@keras.saving.register_keras_serializable(package="iekd_keras")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """A weight that grows linearly from 0 to `target` over `warmup_steps`, then stays there.
+
+        w(step) = target * min(step / warmup_steps, 1)     (w = target if warmup_steps == 0)
+
+    `step` is the optimizer's iteration count (0 for the first update), which the Distiller
+    passes to its terms as `batch["step"]`; the value is float32.
+
+    Args:
+        target: the weight after the warm-up, >= 0.
+        warmup_steps: number of optimizer steps to reach it, >= 0.
+
+    Example:
+        >>> crd = ContrastiveRepresentationDistillation(50000, beta=LinearWarmup(0.8, 391 * 5))
+        >>> float(LinearWarmup(10.0, 4)(2))
+        5.0
+    """
+
+    def __init__(self, target, warmup_steps):
+        if isinstance(target, bool) or not isinstance(target, int | float) or not target >= 0:
+            raise ValueError(f"LinearWarmup: target={target!r} must be a number >= 0.")
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(
+                f"LinearWarmup: warmup_steps={warmup_steps!r} must be an integer >= 0."
+            )
+        self.target = float(target)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        if self.warmup_steps == 0:
+            return ops.convert_to_tensor(self.target, "float32")
+        fraction = ops.cast(step, "float32") / float(self.warmup_steps)
+        return self.target * ops.minimum(fraction, 1.0)
+
+    def get_config(self):
+        return {"target": self.target, "warmup_steps": self.warmup_steps}
+
+
+def step_decay(value, milestones_epochs, gamma, steps_per_epoch):
+    """A weight multiplied by `gamma` at the first step of each milestone epoch (0-based).
+
+    The loss-weight twin of the paper's learning-rate schedule: `value * gamma ** k` from epoch
+    `milestones_epochs[k-1]` on; e.g. the "50 -> 5 -> 0.5 at epochs 80 and 120" variant of the
+    IE weights (method notes §2.5). It is `iekd_keras.schedules.epoch_step_decay`, which puts
+    the `PiecewiseConstantDecay` boundaries at `m * steps_per_epoch - 1` so that the switch
+    happens on step `m * steps_per_epoch`, the first step of epoch m.
+
+    Args:
+        value: the weight before the first milestone.
+        milestones_epochs: strictly increasing positive epoch numbers.
+        gamma: factor applied at each milestone.
+        steps_per_epoch: optimizer steps per epoch (from the dataset size and GLOBAL batch).
+
+    Returns:
+        A `keras.optimizers.schedules.PiecewiseConstantDecay`, or `float(value)` without
+        milestones.
+
+    Example:
+        >>> weight = step_decay(50.0, [80, 120], 0.1, steps_per_epoch=391)
+        >>> float(weight(80 * 391 - 1)), float(weight(80 * 391))
+        (50.0, 5.0)
+    """
+    return epoch_step_decay(value, milestones_epochs, gamma, steps_per_epoch)
