@@ -11,19 +11,8 @@ Measured on 2 CPU cores: about 3 minutes in all; test accuracy 98-100% for every
 seed: the order between the student and the baseline is noise at this size).
 """
 
-from iekd_keras.recipes import apply_variant, base_config
+from iekd_keras.recipes import apply_variant, digits_quickstart
 
 
 def get_config(arg=None):
-    config = base_config()
-    config.data.name = "digits"
-    config.data.image_size = 16
-    config.batch_size = 64
-    config.verbose = 2
-    config.optimizer.milestones = (8, 12)
-    config.teacher.model = "resnet20"
-    config.teacher.epochs = 15
-    config.autoencoder.epochs = 5
-    config.student.model = "resnet8"
-    config.student.epochs = 15
-    return apply_variant(config, arg)
+    return apply_variant(digits_quickstart(), arg)

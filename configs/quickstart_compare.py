@@ -21,9 +21,8 @@ Add `,smoke` for a 2-epoch run. To share one teacher across methods and seeds, p
 Measured on 2 CPU cores with a shared teacher: about 1 minute per run.
 """
 
-from configs.quickstart import get_config as quickstart_config
 from iekd_keras.methods import apply_method
-from iekd_keras.recipes import apply_variant
+from iekd_keras.recipes import apply_variant, digits_quickstart
 
 
 def get_config(arg=None):
@@ -32,7 +31,7 @@ def get_config(arg=None):
     methods = [part for part in parts if part != "smoke"] or ["ie"]
     if len(methods) != 1:
         raise ValueError(f"Config variant {arg!r}: give exactly one method, and optionally smoke.")
-    config = quickstart_config()
+    config = digits_quickstart()
     config.baseline = False
     config.export = False
     apply_method(config, methods[0])

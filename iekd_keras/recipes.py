@@ -128,6 +128,23 @@ def paper_dml(dataset, peer1, peer2, ie, arg=None):
     return config
 
 
+def digits_quickstart():
+    """The quickstart recipe: ResNet-20 teacher -> ResNet-8 student on 16x16 digits, global
+    batch 64, 15 epochs (LR x0.1 at 8 and 12), a 5-epoch auto-encoder, IE with 50/50."""
+    config = base_config()
+    config.data.name = "digits"
+    config.data.image_size = 16
+    config.batch_size = 64
+    config.verbose = 2
+    config.optimizer.milestones = (8, 12)
+    config.teacher.model = "resnet20"
+    config.teacher.epochs = 15
+    config.autoencoder.epochs = 5
+    config.student.model = "resnet8"
+    config.student.epochs = 15
+    return config
+
+
 def paper_cifar(dataset, teacher, student, arg=None):
     """The paper's CIFAR recipe for one teacher/student pair.
 

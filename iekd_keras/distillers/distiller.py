@@ -44,8 +44,9 @@ class Distiller(TermModel):
     pipeline yields `(images, indices)` inputs, else None), "step" (the optimizer's
     iteration count, for weight schedules) and "training" (for a term's own BatchNorm). A
     term returns its weighted value as this replica's share (see `iekd_keras.replicas`). Keras
-    layers among the terms are trained with the student; a term with a `build(teacher_shapes, student_shapes)` method is built here,
-    from the dicts of output shapes, so that the optimizer sees its variables.
+    layers among the terms are trained with the student; a term with a
+    `build(teacher_shapes, student_shapes)` method is built here, from the dicts of output
+    shapes, so that the optimizer sees its variables.
 
     Args:
         teacher: frozen functional model returning `[logits, features, ...]` (set untrainable).
