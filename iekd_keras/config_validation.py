@@ -189,7 +189,7 @@ def _check_milestones(config):
 
 
 def _check_distillation_losses(config):
-    from iekd_keras.methods import LOSS_TYPES
+    from iekd_keras.methods import LOSS_TYPES, build_distillation_losses
 
     for index, spec in enumerate(config.get("distillation_losses", ())):
         spec = dict(spec)
@@ -198,6 +198,12 @@ def _check_distillation_losses(config):
                 f"config.distillation_losses[{index}]={spec} must be {{'type': one of "
                 f"{sorted(LOSS_TYPES)}, 'kwargs': {{...}}}}."
             )
+        try:
+            # Constructing the term checks its arguments (e.g. a temperature <= 0); CRD's
+            # dataset size is only known later, so any size above its negatives stands in.
+            build_distillation_losses([spec], num_train_examples=10**9)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"config.distillation_losses[{index}] ({spec}): {error}") from None
     for role in ("teacher", "student"):
         taps = config[role].get("taps", ())
         if not all(isinstance(name, str) for name in taps):

@@ -67,6 +67,11 @@ def config_with(**changes):
             r"milestones=\(8, 20\) reach past "
             "config.teacher.epochs=15",
         ),
+        (
+            {"distillation_losses": ({"type": "kd", "kwargs": {"temperature": 0.0}},)},
+            r"config.distillation_losses\[0\] .*temperature.*0",
+        ),
+        ({"mutual__temperature": -1.0}, r"config.mutual.temperature=-1.0 is out of range"),
     ],
 )
 def test_config_errors_name_key_value_and_expectation(changes, message):
