@@ -67,3 +67,22 @@ def power_mean_root_share(local_sum, local_count, p):
     distance = ops.power(ops.maximum(global_sum / global_count, 0.0), 1.0 / p)
     slope = distance / (p * ops.maximum(global_sum, 1e-30))
     return distance / replica_count() + slope * (local_sum - ops.stop_gradient(local_sum))
+
+
+def all_gather(value):
+    """`value` of every replica, concatenated along axis 0 in replica order (no gradient).
+
+    Local batches may differ in size; the identity on one replica (and on JAX, whose data
+    parallelism works on global arrays).
+    """
+    value = ops.stop_gradient(value)
+    context = _tf_replica_context()
+    if context is None:
+        return value
+    return context.all_gather(value, axis=0)
+
+
+def replica_id():
+    """This replica's index in its sync group (0 outside a multi-replica strategy)."""
+    context = _tf_replica_context()
+    return 0 if context is None else context.replica_id_in_sync_group

@@ -376,36 +376,37 @@ def _student_stage(config, workdir, data, teacher, autoencoder):
             ),
             **config.distiller.to_dict(),
         )
-        summary = _fit_stage(
-            stage,
-            distiller,
-            config,
-            workdir,
-            data,
-            config.student.epochs,
-            config.optimizer.learning_rate,
-            config.optimizer.milestones,
-        )
-    student = load_two_output_model(workdir / stage / LAST, "student")
-    summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
-    return student, summary
+        summary = _fit_student_recipe(stage, distiller, config, workdir, data)
+    return _student_result(stage, summary, config, workdir)
 
 
 def _baseline_stage(config, workdir, data):
     stage = "baseline"
     summary = _finished(workdir, stage)
     if summary is None:
-        summary = _fit_stage(
-            stage,
-            StandaloneTrainer(_new_model(config.student.model, data, config.seed + 1)),
-            config,
-            workdir,
-            data,
-            config.student.epochs,
-            config.optimizer.learning_rate,
-            config.optimizer.milestones,
-        )
-    student = load_two_output_model(workdir / stage / LAST, "baseline student")
+        trainer = StandaloneTrainer(_new_model(config.student.model, data, config.seed + 1))
+        summary = _fit_student_recipe(stage, trainer, config, workdir, data)
+    return _student_result(stage, summary, config, workdir)
+
+
+def _fit_student_recipe(stage, trainer, config, workdir, data):
+    """The IE-KD student and the baseline share one recipe: the student's epochs and the LR
+    schedule of config.optimizer."""
+    return _fit_stage(
+        stage,
+        trainer,
+        config,
+        workdir,
+        data,
+        config.student.epochs,
+        config.optimizer.learning_rate,
+        config.optimizer.milestones,
+    )
+
+
+def _student_result(stage, summary, config, workdir):
+    """The stage's last student, and its summary with the model name and parameter count."""
+    student = load_two_output_model(workdir / stage / LAST, f"{stage} student")
     summary.update(model=config.student.model, trainable_parameters=trainable_parameters(student))
     return student, summary
 

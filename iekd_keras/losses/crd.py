@@ -14,38 +14,6 @@ NCE_EPSILON = 1e-7
 _SAMPLER_STATE_KEY = "negative_sampler_state"
 
 
-def _replica_context():
-    """The TensorFlow replica context of a strategy with several replicas, else None."""
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context
-
-
-def all_gather(value):
-    """`value` of every replica, concatenated along axis 0 in replica order (no gradient).
-
-    Uses `tf.distribute.get_replica_context().all_gather` in a replica context with several
-    replicas (local batches may differ in size), and is the identity otherwise (one device,
-    or JAX, whose data parallelism works on global arrays).
-    """
-    value = ops.stop_gradient(value)
-    context = _replica_context()
-    if context is None:
-        return value
-    return context.all_gather(value, axis=0)
-
-
-def replica_id():
-    """This replica's index in its sync group (0 outside a multi-replica strategy)."""
-    context = _replica_context()
-    return 0 if context is None else context.replica_id_in_sync_group
-
-
 def _pooled(value):
     """Global average pooling of a feature map; a (batch, dim) tensor is used as is."""
     value = ops.cast(value, "float32")
@@ -240,7 +208,7 @@ class ContrastiveRepresentationDistillation(_terms.TermLayer):
             dtype="int32",
             seed=self.seed_generator,
         )
-        return ops.take(draws, replica_id(), axis=0)
+        return ops.take(draws, replicas.replica_id(), axis=0)
 
     def _scores(self, memory, candidates, anchor):
         """exp(<memory[candidates], anchor> / tau): (batch, K + 1)."""
@@ -270,7 +238,8 @@ class ContrastiveRepresentationDistillation(_terms.TermLayer):
         return replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
 
     def _update_memory(self, memory, indices, embeddings):
-        indices, embeddings = all_gather(indices), all_gather(embeddings)
+        indices = replicas.all_gather(indices)
+        embeddings = replicas.all_gather(embeddings)
         rows = ops.take(ops.convert_to_tensor(memory), indices, axis=0)
         rows = _terms.l2_normalize_rows(self.momentum * rows + (1.0 - self.momentum) * embeddings)
         memory.assign(ops.scatter_update(memory, ops.expand_dims(indices, 1), rows))
