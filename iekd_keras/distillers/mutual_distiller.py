@@ -9,6 +9,7 @@ from iekd_keras import replicas
 from iekd_keras.distillers import loss_weights
 from iekd_keras.distillers.model_checks import two_output_shapes
 from iekd_keras.distillers.term_model import TermModel
+from iekd_keras.divergences import kl_divergence_share
 from iekd_keras.layers import (
     ExplorationLoss,
     FactorAutoencoder,
@@ -34,20 +35,6 @@ def _deserialize(value):
 
 def _sparse_cross_entropy_from_logits(labels, logits):
     return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-
-
-def kl_divergence_share(target_logits, logits, temperature=1.0):
-    """This replica's share of the batch-mean KL(softmax(target / T) || softmax(logits / T)).
-
-    The KL is summed over classes and averaged over the global batch (PyTorch's "batchmean",
-    the released DML code's `loss/mutual.py`); the target carries no gradient. Computed in
-    float32 from log-softmaxes, so a vanishing target probability contributes exactly 0.
-    """
-    target = ops.stop_gradient(ops.cast(target_logits, "float32"))
-    target_log_probs = ops.log_softmax(target / temperature, axis=-1)
-    log_probs = ops.log_softmax(ops.cast(logits, "float32") / temperature, axis=-1)
-    per_sample = ops.sum(ops.exp(target_log_probs) * (target_log_probs - log_probs), axis=-1)
-    return replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
 
 
 def peer_name(index):

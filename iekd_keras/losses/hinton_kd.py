@@ -1,10 +1,9 @@
 """Hinton et al.'s knowledge distillation term on temperature-softened logits."""
 
 import keras
-from keras import ops
 
-from iekd_keras import replicas
 from iekd_keras.distillers import loss_weights
+from iekd_keras.divergences import kl_divergence_share
 from iekd_keras.losses import _terms
 
 
@@ -58,14 +57,9 @@ class HintonKD:
         self.built = True
 
     def __call__(self, teacher_outputs, student_outputs, batch):
-        teacher_logits = ops.cast(teacher_outputs["logits"], "float32") / self.temperature
-        student_logits = ops.cast(student_outputs["logits"], "float32") / self.temperature
-        teacher_log_probs = ops.log_softmax(teacher_logits, axis=-1)
-        student_log_probs = ops.log_softmax(student_logits, axis=-1)
-        per_sample = ops.sum(
-            ops.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1
+        kl = kl_divergence_share(
+            teacher_outputs["logits"], student_outputs["logits"], self.temperature
         )
-        kl = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
         return _terms.weight_now(self.alpha, batch) * (self.temperature**2) * kl
 
     def get_config(self):
