@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from iekd_keras.batchnorm_sync import saved_without_sync
+
 
 class StageCheckpoint(keras.callbacks.ModelCheckpoint):
     """`ModelCheckpoint` that saves what the stage is for, never the teacher, atomically.
@@ -41,7 +43,8 @@ class StageCheckpoint(keras.callbacks.ModelCheckpoint):
         super().set_model(getattr(model, "checkpoint_model", model))
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
+        with saved_without_sync(self.model):
+            super().on_epoch_end(epoch, logs)
         temporary = Path(self.filepath)
         if temporary.exists():
             os.replace(temporary, self.final_path)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import keras
 
+from iekd_keras.batchnorm_sync import saved_without_sync
+
 
 def serving_model(student, mean, std, name="serving_student"):
     """Raw images (pixel values 0-255) -> normalisation -> student -> class probabilities.
@@ -39,7 +41,8 @@ def export_student(student, directory, mean, std):
     directory.mkdir(parents=True, exist_ok=True)
     saved_model = directory / "saved_model"
     model = serving_model(student, mean, std)
-    model.export(str(saved_model), format="tf_saved_model", verbose=False)
     keras_file = directory / "student.keras"
-    student.save(keras_file)
+    with saved_without_sync(model):
+        model.export(str(saved_model), format="tf_saved_model", verbose=False)
+        student.save(keras_file)
     return {"saved_model": saved_model, "keras": keras_file}

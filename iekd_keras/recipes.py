@@ -35,6 +35,9 @@ def base_config():
     # "float32", "mixed_bfloat16" or "mixed_float16" (loss scaling); losses stay float32.
     config.precision = "float32"
     config.jit_compile = False
+    # Synchronise every training BatchNorm across replicas (TensorFlow only; checkpoints are
+    # always saved unsynchronised so that they load on any backend).
+    config.sync_batchnorm = False
     config.verbose = 1
     config.optimizer = ml_collections.ConfigDict(
         {

@@ -11,6 +11,7 @@ import numpy as np
 
 from iekd_keras import multi_worker
 from iekd_keras import results as run_records
+from iekd_keras.batchnorm_sync import set_synchronized
 from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, ThroughputLogger
 from iekd_keras.config_validation import validate_config
 from iekd_keras.data import build_augmentation_layers, load_dataset
@@ -197,6 +198,13 @@ def _backup_epoch(backup_dir):
 SINGLE_MODEL = (("", None),)
 
 
+def _synchronize(trainer, config):
+    """With config.sync_batchnorm, every BatchNorm the stage trains works on global-batch
+    statistics (frozen teachers run in inference mode, where it changes nothing)."""
+    if config.get("sync_batchnorm", False):
+        set_synchronized([trainer], True)
+
+
 def _fit_stage(
     stage,
     trainer,
@@ -219,6 +227,7 @@ def _fit_stage(
     batch_size = config.batch_size
     steps_per_epoch = data.steps_per_epoch(batch_size)
     classifier = not isinstance(trainer, FactorAutoencoderTrainer)
+    _synchronize(trainer, config)
     trainer.compile(
         optimizer=_optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay),
         metrics=["accuracy"] if classifier else None,
