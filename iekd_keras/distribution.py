@@ -40,11 +40,18 @@ def set_precision(name):
     keras.config.set_dtype_policy(name)
 
 
-def check_jit_compile(jit_compile, strategy):
+def check_jit_compile(jit_compile, strategy, deterministic=False):
     """XLA under a multi-replica strategy on CPU devices fails inside TensorFlow 2.21
-    ("resource located in device CPU:1 from CPU:0"): refuse it with a clear message."""
+    ("resource located in device CPU:1 from CPU:0"), and Keras silently turns XLA off under
+    TensorFlow's op determinism: refuse both with a clear message."""
     import tensorflow as tf
 
+    if jit_compile and deterministic and keras.backend.backend() == "tensorflow":
+        raise ValueError(
+            "jit_compile=True with deterministic=True: Keras runs without XLA once "
+            "TensorFlow's op determinism is on. Set config.deterministic=False to use XLA "
+            "(results are then reproducible only up to floating-point reordering)."
+        )
     if (
         jit_compile
         and strategy.num_replicas_in_sync > 1

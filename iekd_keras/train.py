@@ -79,7 +79,7 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     workdir = prepare_workdir(workdir, config, allow_config_change)
     _seed_everything(config)
     set_precision(config.precision)
-    check_jit_compile(config.jit_compile, strategy)
+    check_jit_compile(config.jit_compile, strategy, config.get("deterministic", False))
     data = data if data is not None else load_dataset(config.data)
     started = time.perf_counter()
     stages = {}

@@ -1,6 +1,11 @@
 """Precision, XLA and strategy options: same numbers, float32 losses, clear refusals."""
 
+import json
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -48,17 +53,46 @@ def test_mixed_precision_keeps_losses_float32_and_finite(precision):
     assert all(np.isfinite(v[0]) for v in history.history.values())
 
 
-def test_xla_and_plain_graph_give_the_same_losses():
+def xla_parity_losses():
+    """Losses of two epochs with and without XLA; run in a fresh process (see below)."""
     images, labels = tiny_batches(16)
     losses = {}
     for jit_compile in (False, True):
         distiller = build_distiller().compile(
             optimizer=CoupledWeightDecaySGD(0.05), jit_compile=jit_compile
         )
+        assert distiller.jit_compile is jit_compile
         history = distiller.fit(images, labels, batch_size=8, epochs=2, verbose=0, shuffle=False)
-        losses[jit_compile] = {k: np.array(v) for k, v in history.history.items()}
-    for name, values in losses[False].items():
-        np.testing.assert_allclose(losses[True][name], values, rtol=2e-4, atol=1e-5, err_msg=name)
+        losses[str(jit_compile)] = {k: list(map(float, v)) for k, v in history.history.items()}
+    return losses
+
+
+def test_xla_and_plain_graph_give_the_same_losses():
+    # Keras turns XLA off once TensorFlow's op determinism is on, which is process-wide and
+    # irreversible (other tests' runs enable it): compare in a fresh process.
+    code = (
+        "import json; from tests.test_distribution import xla_parity_losses; "
+        "print('LOSSES', json.dumps(xla_parity_losses()))"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(row for row in result.stdout.splitlines() if row.startswith("LOSSES "))
+    losses = json.loads(line[len("LOSSES ") :])
+    for name, values in losses["False"].items():
+        np.testing.assert_allclose(losses["True"][name], values, rtol=2e-4, atol=1e-5, err_msg=name)
+
+
+def test_xla_under_op_determinism_is_refused():
+    with pytest.raises(ValueError, match="jit_compile=True with deterministic=True"):
+        check_jit_compile(True, types.SimpleNamespace(num_replicas_in_sync=1), deterministic=True)
 
 
 def test_xla_with_replicas_on_cpu_is_refused():
