@@ -1,11 +1,11 @@
 """An in-memory image dataset and its deterministic tf.data pipelines."""
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
 
+from iekd_keras.data import common
 from iekd_keras.data.augmentation import example_seed, pad_crop_flip
 
 
@@ -88,12 +88,11 @@ class ImageData:
 
     def steps_per_epoch(self, batch_size):
         """Batches per training epoch (the last one may be partial, as with drop_last=False)."""
-        return math.ceil(self.num_train_examples / batch_size)
+        return common.steps_per_epoch(self.num_train_examples, batch_size)
 
     def normalize(self, images):
         """Raw 0-255 images to the normalised float32 inputs the models see."""
-        images = tf.cast(images, tf.float32) / 255.0
-        return (images - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+        return common.normalize(images, self.mean, self.std)
 
     def train_dataset(
         self, batch_size, seed, epochs, start_epoch=0, with_index=False, augmentation=()
@@ -144,8 +143,7 @@ class ImageData:
 
     def evaluation_dataset(self, batch_size, split="test"):
         """Normalised batches of `split` ("train" or "test") in a fixed order, unaugmented."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split={split!r} must be 'train' or 'test'.")
+        common.check_split(split)
         images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
         dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
         return (

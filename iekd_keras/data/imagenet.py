@@ -1,10 +1,10 @@
 """ImageNet (ILSVRC 2012) from tensorflow-datasets, streamed from disk (manual download)."""
 
 import dataclasses
-import math
 
 import tensorflow as tf
 
+from iekd_keras.data import common
 from iekd_keras.data.augmentation import example_seed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -62,11 +62,10 @@ class ImageNetData:
         return (self.image_size, self.image_size, 3)
 
     def steps_per_epoch(self, batch_size):
-        return math.ceil(self.num_train_examples / batch_size)
+        return common.steps_per_epoch(self.num_train_examples, batch_size)
 
     def normalize(self, images):
-        images = tf.cast(images, tf.float32) / 255.0
-        return (images - tf.constant(self.mean)) / tf.constant(self.std)
+        return common.normalize(images, self.mean, self.std)
 
     def _load(self, split, shuffle_seed=None):
         import tensorflow_datasets as tfds
@@ -85,7 +84,7 @@ class ImageNetData:
     def train_dataset(self, batch_size, seed, epochs, start_epoch=0):
         datasets = []
         for epoch in range(start_epoch, epochs):
-            examples = self._load("train", shuffle_seed=seed * 1_000_003 + epoch).enumerate()
+            examples = self._load("train", shuffle_seed=common.epoch_seed(seed, epoch)).enumerate()
 
             def prepare(index, example, epoch=epoch):
                 image, label = example
@@ -95,22 +94,18 @@ class ImageNetData:
                 return self.normalize(image), tf.cast(label, tf.int32)
 
             datasets.append(
-                examples.shuffle(self.shuffle_buffer, seed=seed * 1_000_003 + epoch).map(
-                    prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-                )
+                examples.shuffle(self.shuffle_buffer, seed=common.epoch_seed(seed, epoch))
+                .map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .batch(batch_size)
             )
-        dataset = datasets[0].batch(batch_size)
-        for later in datasets[1:]:
-            dataset = dataset.concatenate(later.batch(batch_size))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return common.concatenate(datasets).prefetch(tf.data.AUTOTUNE)
 
     def test_dataset(self, batch_size):
         return self.evaluation_dataset(batch_size, "test")
 
     def evaluation_dataset(self, batch_size, split="test"):
         """Resize-and-centre-crop batches of the validation ("test") or train split."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split={split!r} must be 'train' or 'test'.")
+        common.check_split(split)
 
         def prepare(image, label):
             image = resize_center_crop(image, self.image_size)

@@ -1,9 +1,10 @@
 """Any pair of tf.data datasets of (image, label) examples, as a training dataset."""
 
 import dataclasses
-import math
 
 import tensorflow as tf
+
+from iekd_keras.data import common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +57,10 @@ class TfDatasetData:
         return tuple(int(d) for d in self.train.element_spec[0].shape)
 
     def steps_per_epoch(self, batch_size):
-        return math.ceil(self.num_train_examples / batch_size)
+        return common.steps_per_epoch(self.num_train_examples, batch_size)
 
     def normalize(self, images):
-        images = tf.cast(images, tf.float32) / 255.0
-        return (images - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+        return common.normalize(images, self.mean, self.std)
 
     def train_dataset(self, batch_size, seed, epochs, start_epoch=0, augmentation=()):
         buffer = self.shuffle_buffer or self.num_train_examples
@@ -71,21 +71,19 @@ class TfDatasetData:
                 images = layer(images, training=True)
             return self.normalize(images), tf.cast(labels, tf.int32)
 
-        epochs_dataset = []
-        for epoch in range(start_epoch, epochs):
-            shuffled = self.train.shuffle(buffer, seed=seed * 1_000_003 + epoch)
-            epochs_dataset.append(shuffled.batch(batch_size).map(finish))
-        dataset = epochs_dataset[0]
-        for later in epochs_dataset[1:]:
-            dataset = dataset.concatenate(later)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        epochs_dataset = [
+            self.train.shuffle(buffer, seed=common.epoch_seed(seed, epoch))
+            .batch(batch_size)
+            .map(finish)
+            for epoch in range(start_epoch, epochs)
+        ]
+        return common.concatenate(epochs_dataset).prefetch(tf.data.AUTOTUNE)
 
     def test_dataset(self, batch_size):
         return self.evaluation_dataset(batch_size, "test")
 
     def evaluation_dataset(self, batch_size, split="test"):
-        if split not in ("train", "test"):
-            raise ValueError(f"split={split!r} must be 'train' or 'test'.")
+        common.check_split(split)
         dataset = self.test if split == "test" else self.train
         return (
             dataset.batch(batch_size)
