@@ -35,3 +35,11 @@ def serialize_loss_weight(value):
 
 def deserialize_loss_weight(value):
     return keras.saving.deserialize_keras_object(value) if isinstance(value, dict) else value
+
+
+def from_config_with_weights(cls, config, keys):
+    """`cls(**config)` with the loss weights under `keys` deserialised (numbers or schedules)."""
+    config = dict(config)
+    for key in keys:
+        config[key] = deserialize_loss_weight(config[key])
+    return cls(**config)

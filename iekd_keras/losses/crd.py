@@ -303,6 +303,4 @@ class ContrastiveRepresentationDistillation(_terms.TermLayer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["beta"] = loss_weights.deserialize_loss_weight(config["beta"])
-        return cls(**config)
+        return loss_weights.from_config_with_weights(cls, config, ("beta",))

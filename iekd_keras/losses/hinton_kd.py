@@ -71,6 +71,4 @@ class HintonKD:
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["alpha"] = loss_weights.deserialize_loss_weight(config["alpha"])
-        return cls(**config)
+        return loss_weights.from_config_with_weights(cls, config, ("alpha",))
