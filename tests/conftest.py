@@ -1,4 +1,9 @@
-"""Shared test settings: quiet TensorFlow, fixed seeds, the float32 policy restored after tests."""
+"""Shared test settings: quiet TensorFlow, fixed seeds, the float32 policy restored after tests.
+
+The backend is TensorFlow unless KERAS_BACKEND says otherwise. On another backend only the
+tests marked `backend_agnostic` (and not `tensorflow_only`) run; the others need TensorFlow
+itself (tf.data, tf.distribute, SavedModel, tf.GradientTape) and are skipped with a reason.
+"""
 
 import os
 
@@ -7,6 +12,16 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow-only test; KERAS_BACKEND is {backend!r}")
+    for item in items:
+        if "backend_agnostic" not in item.keywords or "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

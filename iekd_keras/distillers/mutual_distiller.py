@@ -555,15 +555,9 @@ class MutualDistiller(TermModel):
             logs.update({metric.name: metric.result() for metric in metrics})
         return self._finalize_logs(logs)
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(
-                f"{type(self).__name__}.train_step runs on the TensorFlow backend; "
-                f"KERAS_BACKEND is {keras.backend.backend()!r}."
-            )
+    def _tape_update(self, x, y):
         import tensorflow as tf
 
-        x, y = self._unpack(data)
         groups = self.variable_groups()
         if self.update == "alternating":
             terms, predictions = {}, []
@@ -579,11 +573,7 @@ class MutualDistiller(TermModel):
         else:
             with tf.GradientTape() as tape:
                 terms, predictions = self.compute_peer_terms(x, y, PEERS, training=True)
-                # The peers' losses reach each other only under stop-gradient, so one gradient
-                # of the sum gives each group exactly the gradient of its own peer's loss.
-                scaled_loss = sum(
-                    self.optimizer.scale_loss(terms[f"{peer_name(i)}_loss"], i) for i in PEERS
-                )
+                scaled_loss = self._scaled_sum_of_peer_losses(terms)
             variables = groups[0] + groups[1]
             gradients = tape.gradient(scaled_loss, variables)
             split = len(groups[0])
@@ -592,7 +582,41 @@ class MutualDistiller(TermModel):
             ):
                 self.optimizer.apply_gradients(zip(grads, group, strict=True), index)
         terms["loss"] = terms["peer1_loss"] + terms["peer2_loss"]
-        return self._report(terms, y, predictions)
+        return terms, predictions
+
+    def _scaled_sum_of_peer_losses(self, terms):
+        # The peers' losses reach each other only under stop-gradient, so one gradient of the
+        # sum gives each group exactly the gradient of its own peer's loss.
+        return sum(self.optimizer.scale_loss(terms[f"{peer_name(i)}_loss"], i) for i in PEERS)
+
+    def _stateless_update(self, values, x, y):
+        groups = self.variable_groups()
+        if self.update == "alternating":
+            terms, predictions = {}, []
+            for index in PEERS:
+
+                def scaled_peer_loss(index=index):
+                    peer_terms, logits = self.compute_peer_terms(x, y, index, training=True)
+                    loss = peer_terms[f"{peer_name(index)}_loss"]
+                    return self.optimizer.scale_loss(loss, index), (peer_terms, logits[index])
+
+                (peer_terms, logits), gradients = values.value_and_grad(
+                    scaled_peer_loss, groups[index]
+                )
+                self._stateless_apply(values, gradients, groups[index], index=index)
+                terms.update(peer_terms)
+                predictions.append(logits)
+        else:
+
+            def scaled_loss():
+                terms, predictions = self.compute_peer_terms(x, y, PEERS, training=True)
+                return self._scaled_sum_of_peer_losses(terms), (terms, predictions)
+
+            variables = groups[0] + groups[1]
+            (terms, predictions), gradients = values.value_and_grad(scaled_loss, variables)
+            self._stateless_apply(values, gradients, variables)
+        terms["loss"] = terms["peer1_loss"] + terms["peer2_loss"]
+        return terms, predictions
 
     # ----------------------------------------------------------------------------------------
     # Serialisation

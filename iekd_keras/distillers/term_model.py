@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from iekd_keras import multi_worker, replicas
+from iekd_keras.distillers.stateless_state import StatelessState
 
 
 class TermModel(keras.Model):
@@ -12,8 +13,12 @@ class TermModel(keras.Model):
     `compute_terms(x, y, training)` returns `(terms, predictions)`: `terms` maps names to this
     replica's share of each loss term (see `iekd_keras.replicas`) and holds the total under
     "loss"; `predictions` feed the compiled metrics (None for none). `train_step` and `test_step`
-    are thin backend wrappers around it, and every term is reported as its own metric with its
-    global-batch value.
+    are thin backend wrappers around it: a `tf.GradientTape` step on TensorFlow, a stateless
+    step (`jax.value_and_grad`, `optimizer.stateless_apply`) on JAX. Every term is reported as
+    its own metric with its global-batch value.
+
+    On JAX, evaluation is compiled once per `evaluate`/`fit`: a loss weight that is a schedule
+    of the optimizer step is read at the step the evaluation function was traced at.
     """
 
     def __init__(self, term_names, **kwargs):
@@ -38,8 +43,12 @@ class TermModel(keras.Model):
     multi_worker_workaround = True
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self.distribute_strategy
-        if self.multi_worker_workaround and iterator is not None:
+        if (
+            self.multi_worker_workaround
+            and iterator is not None
+            and keras.backend.backend() == "tensorflow"
+        ):
+            strategy = self.distribute_strategy
             if multi_worker.in_multi_worker_mode(strategy):
                 data_batch = multi_worker.first_local_batch(iterator, strategy)
                 iterator = None
@@ -74,8 +83,10 @@ class TermModel(keras.Model):
 
     def _finalize_logs(self, logs):
         """The step's logs as Keras's distributed step function can reduce them."""
-        if self.multi_worker_workaround and multi_worker.in_multi_worker_mode(
-            self.distribute_strategy
+        if (
+            self.multi_worker_workaround
+            and keras.backend.backend() == "tensorflow"
+            and multi_worker.in_multi_worker_mode(self.distribute_strategy)
         ):
             # Keras reduces step outputs across workers with a MEAN over axis 0, which fails on
             # scalars; every replica holds the same global values, so one-element vectors
@@ -83,24 +94,83 @@ class TermModel(keras.Model):
             logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
         return logs
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
+    def train_step(self, *args):
+        """One training step: `train_step(data)` on TensorFlow, `train_step(state, data)` on JAX
+        (Keras's stateless convention, returning `(logs, state)`)."""
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._stateless_train_step(*args)
+        if backend != "tensorflow":
             raise NotImplementedError(
-                f"{type(self).__name__}.train_step runs on the TensorFlow backend; "
-                f"KERAS_BACKEND is {keras.backend.backend()!r}."
+                f"{type(self).__name__}.train_step runs on the TensorFlow and JAX backends; "
+                f"KERAS_BACKEND is {backend!r}."
             )
+        (data,) = args
+        x, y = self._unpack(data)
+        terms, predictions = self._tape_update(x, y)
+        return self._report(terms, y, predictions)
+
+    def _tape_update(self, x, y):
+        """TensorFlow: computes the terms, applies one optimizer step; returns the terms."""
         import tensorflow as tf
 
-        x, y = self._unpack(data)
         with tf.GradientTape() as tape:
             terms, predictions = self.compute_terms(x, y, training=True)
             scaled_loss = self.optimizer.scale_loss(terms["loss"])
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._report(terms, y, predictions)
+        return terms, predictions
 
-    def test_step(self, data):
+    def _stateless_train_step(self, state, data):
+        values = StatelessState(
+            [
+                self.trainable_variables,
+                self.non_trainable_variables,
+                self.optimizer.variables,
+                self.metrics_variables,
+            ],
+            state,
+        )
+        x, y = self._unpack(data)
+        terms, predictions = self._stateless_update(values, x, y)
+        logs = values.run(lambda: self._report(terms, y, predictions))
+        return logs, values.value_lists()
+
+    def _stateless_update(self, values, x, y):
+        """JAX: the same update as `_tape_update`, on the values in `values` (a StatelessState)."""
+        variables = self.trainable_variables
+
+        def scaled_loss():
+            terms, predictions = self.compute_terms(x, y, training=True)
+            return self.optimizer.scale_loss(terms["loss"]), (terms, predictions)
+
+        (terms, predictions), gradients = values.value_and_grad(scaled_loss, variables)
+        self._stateless_apply(values, gradients, variables)
+        return terms, predictions
+
+    def _stateless_apply(self, values, gradients, variables, **kwargs):
+        """The optimizer's `stateless_apply` on the values of `variables` and its own state."""
+        optimizer_variables = self.optimizer.variables
+        new_values, new_optimizer_values = self.optimizer.stateless_apply(
+            values.values(optimizer_variables), gradients, values.values(variables), **kwargs
+        )
+        values.set_values(variables, new_values)
+        values.set_values(optimizer_variables, new_optimizer_values)
+
+    def test_step(self, *args):
+        """One evaluation step: `test_step(data)`, or `test_step(state, data)` on JAX."""
+        if keras.backend.backend() == "jax":
+            state, data = args
+            values = StatelessState(
+                [self.trainable_variables, self.non_trainable_variables, self.metrics_variables],
+                state,
+            )
+            return values.run(lambda: self._evaluate_batch(data)), values.value_lists()
+        (data,) = args
+        return self._evaluate_batch(data)
+
+    def _evaluate_batch(self, data):
         x, y = self._unpack(data)
         terms, predictions = self.compute_terms(x, y, training=False)
         return self._report(terms, y, predictions)

@@ -222,7 +222,9 @@ class ContrastiveRepresentationDistillation(_terms.TermLayer):
         mean = replicas.sum_over_replicas(ops.sum(scores)) / ops.maximum(
             replicas.sum_over_replicas(ops.cast(count, "float32")), 1.0
         )
-        value = ops.where(self.normalizers_set > 0.5, variable, mean * self.num_examples)
+        value = ops.where(
+            self.normalizers_set > 0.5, ops.convert_to_tensor(variable), mean * self.num_examples
+        )
         if training:
             variable.assign(value)
         return value
@@ -242,7 +244,9 @@ class ContrastiveRepresentationDistillation(_terms.TermLayer):
         embeddings = replicas.all_gather(embeddings)
         rows = ops.take(ops.convert_to_tensor(memory), indices, axis=0)
         rows = _terms.l2_normalize_rows(self.momentum * rows + (1.0 - self.momentum) * embeddings)
-        memory.assign(ops.scatter_update(memory, ops.expand_dims(indices, 1), rows))
+        memory.assign(
+            ops.scatter_update(ops.convert_to_tensor(memory), ops.expand_dims(indices, 1), rows)
+        )
 
     def embed(self, teacher_outputs, student_outputs):
         """(v_s, v_t): the L2-normalised float32 embeddings of this batch."""

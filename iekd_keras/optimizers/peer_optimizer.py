@@ -159,6 +159,49 @@ class PeerOptimizer(keras.optimizers.Optimizer):
             if sub_vars:
                 optimizer.apply(sub_grads, sub_vars)
 
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables, index=None):
+        """Stateless `apply` (JAX): returns (new trainable values, new optimizer values).
+
+        `optimizer_variables` are the values of `self.variables`. With `index`, `grads` and
+        `trainable_variables` are group `index`'s, in its order; without, they are every
+        group's, in the order the wrapper was built with. Each inner optimizer runs its own
+        `stateless_apply` (so a LossScaleOptimizer inside keeps its dynamic scale).
+        """
+        if not self.built:
+            raise ValueError(
+                f"{self.name}: build the PeerOptimizer with its variable groups before applying "
+                "gradients."
+            )
+        optimizer_variables = list(optimizer_variables)
+        if len(optimizer_variables) != len(self.variables):
+            raise ValueError(
+                f"{self.name}: got {len(optimizer_variables)} optimizer values for "
+                f"{len(self.variables)} variables."
+            )
+        groups = [optimizer._trainable_variables for optimizer in self._peer_optimizers]
+        chosen = range(len(groups)) if index is None else [index]
+        expected = sum(len(groups[i]) for i in chosen)
+        grads, trainable_variables = list(grads), list(trainable_variables)
+        if len(grads) != expected or len(trainable_variables) != expected:
+            raise ValueError(
+                f"{self.name}: got {len(grads)} gradients and {len(trainable_variables)} "
+                f"values for the {expected} variables of group(s) {list(chosen)}."
+            )
+        new_trainable, new_optimizer, start, offset = [], [], 0, 0
+        for position, optimizer in enumerate(self._peer_optimizers):
+            count = len(optimizer.variables)
+            own = optimizer_variables[offset : offset + count]
+            offset += count
+            if position in chosen:
+                size = len(groups[position])
+                values, own = optimizer.stateless_apply(
+                    own, grads[start : start + size], trainable_variables[start : start + size]
+                )
+                new_trainable += list(values)
+                start += size
+            new_optimizer += list(own)
+        return new_trainable, new_optimizer
+
     def scale_loss(self, loss, index=0):
         """The loss scaled for the gradients of group `index` (its optimizer's `scale_loss`)."""
         return self._peer_optimizers[index].scale_loss(loss)

@@ -9,6 +9,8 @@ from iekd_keras import CoupledWeightDecaySGD, FactorAutoencoderTrainer
 
 from .tiny_models import tiny_batches
 
+pytestmark = pytest.mark.backend_agnostic
+
 
 def test_l1_reconstruction_golden_value(teacher):
     images, _ = tiny_batches(8)

@@ -11,6 +11,8 @@ from iekd_keras.layers import FactorAutoencoder
 
 from .tiny_models import tiny_backbone, tiny_batches
 
+pytestmark = pytest.mark.backend_agnostic
+
 TERMS = ("loss", "ce_loss", "inheritance_loss", "exploration_loss")
 
 
@@ -103,6 +105,7 @@ def test_trainable_variables_are_student_and_its_encoders(teacher, student, teac
     assert not trainable & {id(v) for v in teacher.variables + teacher_encoder.variables}
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_exploration_term_is_live(teacher, student, teacher_encoder):
     images, _ = tiny_batches(8)
     distiller = make_distiller(teacher, student, teacher_encoder)
@@ -131,6 +134,7 @@ def test_exploration_alone_increases_the_distance(teacher, student, teacher_enco
     assert exploration[-1] >= -2 / np.sqrt(4 * 4 * 4)
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_student_runs_once_per_step_and_teacher_only_in_training(
     teacher, student, teacher_encoder, monkeypatch
 ):

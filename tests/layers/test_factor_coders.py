@@ -7,6 +7,8 @@ from keras import ops
 
 from iekd_keras.layers import FactorAutoencoder, FactorEncoder
 
+pytestmark = pytest.mark.backend_agnostic
+
 FEATURES = np.random.default_rng(0).normal(size=(4, 8, 8, 16)).astype("float32")
 
 

@@ -7,6 +7,8 @@ from keras import ops
 
 from iekd_keras.layers import FeatureSplit
 
+pytestmark = pytest.mark.backend_agnostic
+
 FEATURES = np.arange(2 * 2 * 2 * 6, dtype="float32").reshape(2, 2, 2, 6)
 
 

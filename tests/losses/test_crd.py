@@ -17,6 +17,8 @@ from .helpers import (
     tapped_backbone,
 )
 
+pytestmark = pytest.mark.backend_agnostic
+
 N, K, D, B = 32, 8, 16, 4
 TEACHER_SHAPES = {"logits": (None, 3), "features": (None, 4, 4, 8)}
 STUDENT_SHAPES = {"logits": (None, 3), "features": (None, 4, 4, 6)}
@@ -154,6 +156,7 @@ def test_too_few_examples_and_bad_arguments_are_refused():
         CRD(N, num_negatives=K, teacher_output="penultimate").build(TEACHER_SHAPES, STUDENT_SHAPES)
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_gradient_reaches_student_and_both_heads(monkeypatch):
     term = built()
     fixed_negatives(monkeypatch, term)

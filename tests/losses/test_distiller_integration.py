@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 from iekd_keras.losses import (
@@ -15,6 +16,8 @@ from iekd_keras.losses import (
 )
 
 from .helpers import batches, make_distiller, snapshot, tapped_backbone, teacher_encoder
+
+pytestmark = pytest.mark.backend_agnostic
 
 NUM_EXAMPLES = 32
 

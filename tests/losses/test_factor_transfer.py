@@ -18,6 +18,8 @@ from .helpers import (
     teacher_encoder,
 )
 
+pytestmark = pytest.mark.backend_agnostic
+
 RNG = np.random.default_rng(13)
 TEACHER_SHAPES = {"logits": (None, 3), "features": (None, 4, 4, 8), "factor": (None, 4, 4, 4)}
 STUDENT_SHAPES = {"logits": (None, 3), "features": (None, 4, 4, 6)}
@@ -53,6 +55,7 @@ def test_missing_factor_and_mismatched_shapes_are_refused():
         FactorTransfer().build(TEACHER_SHAPES, small)
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_gradient_reaches_student_and_translator():
     term = built()
     features = tf.Variable(np.abs(RNG.normal(size=(3, 4, 4, 6))).astype("float32"))

@@ -10,6 +10,8 @@ from iekd_keras.losses import FitNetHint
 
 from .helpers import batches, gradient_norms, make_distiller, tapped_backbone
 
+pytestmark = pytest.mark.backend_agnostic
+
 RNG = np.random.default_rng(11)
 
 
@@ -60,6 +62,7 @@ def test_golden_value_for_the_1x1_connector_in_training_mode():
     assert abs(float(inference) - float(value)) > 1e-3
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_gradient_reaches_student_and_connector():
     f_t = RNG.normal(size=(4, 4, 4, 6)).astype("float32")
     f_s = tf.Variable(RNG.normal(size=(4, 8, 8, 3)).astype("float32"))

@@ -16,6 +16,8 @@ from .helpers import (
     tapped_backbone,
 )
 
+pytestmark = pytest.mark.backend_agnostic
+
 RNG = np.random.default_rng(3)
 TEACHER_LOGITS = RNG.normal(scale=3.0, size=(5, 7)).astype("float32")
 STUDENT_LOGITS = RNG.normal(scale=3.0, size=(5, 7)).astype("float32")
@@ -38,6 +40,7 @@ def test_golden_value(temperature, alpha):
     assert abs(float(same)) < 1e-6
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_gradient_reaches_the_student_logits():
     student = tf.Variable(STUDENT_LOGITS)
     with tf.GradientTape() as tape:

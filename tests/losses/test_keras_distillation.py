@@ -9,6 +9,8 @@ from iekd_keras.losses import HintonKD, KerasDistillationLoss
 
 from .helpers import batches, gradient_norms, make_distiller, numpy_log_softmax, tapped_backbone
 
+pytestmark = pytest.mark.backend_agnostic
+
 RNG = np.random.default_rng(19)
 TEACHER_LOGITS = RNG.normal(scale=2.0, size=(4, 5)).astype("float32")
 STUDENT_LOGITS = RNG.normal(scale=2.0, size=(4, 5)).astype("float32")
@@ -38,6 +40,7 @@ def test_default_kl_divergence_function_is_refused():
         KerasDistillationLoss(keras.losses.KLDivergence())
 
 
+@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
 def test_feature_distillation_on_taps():
     loss = keras.distillation.FeatureDistillation(
         "mse", teacher_layer_name="stage1", student_layer_name="stage1"

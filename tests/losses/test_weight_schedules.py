@@ -7,6 +7,8 @@ import pytest
 from iekd_keras.losses import LinearWarmup, step_decay
 from iekd_keras.schedules import epoch_step_decay
 
+pytestmark = pytest.mark.backend_agnostic
+
 
 def test_linear_warmup_values_and_serialisation():
     schedule = LinearWarmup(10.0, 4)

@@ -7,6 +7,8 @@ from keras import ops
 
 from iekd_keras import CoupledWeightDecaySGD
 
+pytestmark = pytest.mark.backend_agnostic
+
 GRADIENTS = [np.array([0.5, -1.0, 2.0], "float32"), np.array([0.1, 0.3, -0.2], "float32")] * 2
 
 

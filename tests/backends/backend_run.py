@@ -1,0 +1,111 @@
+"""Trains a tiny stage for a few steps on one backend and saves its loss terms and weights.
+
+Run as a script in a fresh process (the backend, and JAX's host device count, are fixed when
+Keras and JAX are imported):
+
+    KERAS_BACKEND=jax python tests/backends/backend_run.py --trainers=distiller,mutual \
+        --directory=/tmp/runs --name=jax [--data_parallel]
+
+For each trainer, the initial weights are read from `<directory>/<trainer>.weights.h5` when it
+exists, else written there, so that two backends (whose initialisers differ) start from the
+same weights; the results go to `<directory>/<trainer>_<name>.npz`. With `--data_parallel` the
+runs use `keras.distribution.DataParallel` over every JAX device.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+TRAINERS = ("distiller", "autoencoder", "mutual")
+STEPS = 5
+BATCH = 8
+
+
+def build(trainer):
+    import keras
+
+    from iekd_keras.distillers import Distiller, FactorAutoencoderTrainer, MutualDistiller
+    from iekd_keras.layers import FactorAutoencoder
+    from iekd_keras.optimizers import CoupledWeightDecaySGD
+    from tests.distillers.tiny_models import tiny_backbone
+
+    keras.utils.set_random_seed(0)
+    optimizer = CoupledWeightDecaySGD(0.05, momentum=0.9, nesterov=True, l2_decay=5e-4)
+    if trainer == "mutual":
+        model = MutualDistiller(
+            tiny_backbone(channels=6, name="peer_a"),
+            tiny_backbone(channels=6, name="peer_b"),
+            lambda_inh=5.0,
+            lambda_exp=5.0,
+            # L1's gradient is a sign: elements whose reconstruction error is within rounding of
+            # 0 flip it, which turns float-ordering noise between backends into 1e-4 weight
+            # differences within 5 steps. The squared error keeps the comparison tight.
+            reconstruction="l2",
+        )
+        return model.compile(optimizer=optimizer, metrics=["accuracy"])
+    teacher = tiny_backbone(channels=8, name="teacher")
+    autoencoder = FactorAutoencoder(4, name="teacher_autoencoder")
+    if trainer == "autoencoder":
+        return FactorAutoencoderTrainer(teacher, autoencoder).compile(optimizer=optimizer)
+    autoencoder.build(teacher.outputs[1].shape)
+    student = tiny_backbone(channels=6, name="student")
+    model = Distiller(teacher, student, autoencoder.encoder, lambda_inh=5.0, lambda_exp=5.0)
+    return model.compile(optimizer=optimizer, metrics=["accuracy"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trainers", default=",".join(TRAINERS))
+    parser.add_argument("--directory", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--data_parallel", action="store_true")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    if args.data_parallel:
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    for trainer in args.trainers.split(","):
+        if trainer not in TRAINERS:
+            parser.error(f"--trainers: {trainer!r} is not one of {TRAINERS}")
+        directory = Path(args.directory)
+        run(trainer, directory / f"{trainer}.weights.h5", directory / f"{trainer}_{args.name}.npz")
+        keras.backend.clear_session()
+
+
+def run(trainer, init, out):
+    """Trains `trainer` from the weights in `init` (written first if missing); saves to `out`."""
+    import keras
+    import numpy as np
+
+    from tests.distillers.tiny_models import tiny_batches
+
+    model = build(trainer)
+    if os.path.exists(init):
+        model.load_weights(init)
+    else:
+        model.save_weights(init)
+    images, labels = tiny_batches(STEPS * BATCH)
+    history = {}
+    for step in range(STEPS):
+        model.reset_metrics()
+        batch = slice(step * BATCH, (step + 1) * BATCH)
+        logs = model.train_on_batch(images[batch], labels[batch], return_dict=True)
+        for name, value in logs.items():
+            history.setdefault(name, []).append(float(value))
+    evaluation = model.evaluate(images, labels, batch_size=BATCH, verbose=0, return_dict=True)
+    arrays = {f"history/{name}": np.asarray(values) for name, values in history.items()}
+    arrays.update({f"evaluate/{name}": np.asarray(value) for name, value in evaluation.items()})
+    for index, variable in enumerate(model.weights):
+        arrays[f"weight/{index:03d}/{variable.path}"] = keras.ops.convert_to_numpy(variable)
+    arrays["iterations"] = np.asarray(int(keras.ops.convert_to_numpy(model.optimizer.iterations)))
+    arrays["backend"] = np.asarray(keras.backend.backend())
+    np.savez(out, **arrays)
+
+
+if __name__ == "__main__":
+    main()
