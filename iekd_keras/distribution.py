@@ -1,5 +1,7 @@
 """Distribution strategies and numeric precision of a run, chosen by config."""
 
+import contextlib
+
 import keras
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
@@ -7,19 +9,22 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def make_strategy(name):
-    """The `tf.distribute` strategy a config names.
+    """The distribution a config names: a `tf.distribute` strategy on TensorFlow, a
+    `KerasDataParallel` (keras.distribution) on JAX.
 
-    - "auto": MirroredStrategy over every visible GPU when there are several, else the default
-      (one-device) strategy.
-    - "mirrored": MirroredStrategy over every visible GPU (the CPU when there is none).
+    - "auto": over every visible GPU when there are several, else one device.
+    - "mirrored": over every visible GPU (the CPU when there is none). On JAX, over every
+      device JAX sees (e.g. `XLA_FLAGS=--xla_force_host_platform_device_count=2` on a CPU).
     - "multi_worker": MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG
-      environment variable of each worker.
+      environment variable of each worker (TensorFlow only).
     - "one_device": the first GPU, else the CPU.
     """
-    import tensorflow as tf
-
     if name not in STRATEGIES:
         raise ValueError(f"distribution={name!r} is not supported; expected one of {STRATEGIES}.")
+    if keras.backend.backend() == "jax":
+        return _jax_distribution(name)
+    import tensorflow as tf
+
     if name == "multi_worker":
         # Before anything that starts TensorFlow's runtime (listing devices does).
         return tf.distribute.MultiWorkerMirroredStrategy()
@@ -29,6 +34,54 @@ def make_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+class KerasDataParallel:
+    """What `train_and_evaluate` needs of a strategy, for JAX: `scope()` and
+    `num_replicas_in_sync`, over a `keras.distribution.DataParallel` (or one device).
+
+    Under DataParallel the model's variables are replicated and each batch is sharded along
+    its first axis; the step works on global arrays, so every loss term, metric and BatchNorm
+    statistic is already a global-batch value.
+
+    Example:
+        >>> strategy = KerasDataParallel(keras.distribution.list_devices())
+        >>> with strategy.scope():
+        ...     model = build_model()
+    """
+
+    def __init__(self, devices=None):
+        devices = list(devices or [])
+        self.distribution = (
+            keras.distribution.DataParallel(devices=devices) if len(devices) > 1 else None
+        )
+        self.num_replicas_in_sync = max(len(devices), 1)
+
+    def scope(self):
+        if self.distribution is None:
+            return contextlib.nullcontext()
+        return self.distribution.scope()
+
+
+def _jax_distribution(name):
+    if name == "multi_worker":
+        raise ValueError(
+            "distribution='multi_worker' runs on TensorFlow's MultiWorkerMirroredStrategy; "
+            "KERAS_BACKEND is 'jax'. Use KERAS_BACKEND=tensorflow for several machines, or "
+            "'mirrored' for every device of this one."
+        )
+    if name == "one_device":
+        return KerasDataParallel()
+    gpus = keras.distribution.list_devices("gpu") if _has_gpu() else []
+    if name == "auto":
+        return KerasDataParallel(gpus if len(gpus) > 1 else None)
+    return KerasDataParallel(gpus or keras.distribution.list_devices())
+
+
+def _has_gpu():
+    import jax
+
+    return any(device.platform == "gpu" for device in jax.devices())
 
 
 def set_precision(name):
@@ -44,9 +97,11 @@ def check_jit_compile(jit_compile, strategy, deterministic=False):
     """XLA under a multi-replica strategy on CPU devices fails inside TensorFlow 2.21
     ("resource located in device CPU:1 from CPU:0"), and Keras silently turns XLA off under
     TensorFlow's op determinism: refuse both with a clear message."""
+    if keras.backend.backend() != "tensorflow":
+        return  # JAX compiles every step with XLA, on any device layout
     import tensorflow as tf
 
-    if jit_compile and deterministic and keras.backend.backend() == "tensorflow":
+    if jit_compile and deterministic:
         raise ValueError(
             "jit_compile=True with deterministic=True: Keras runs without XLA once "
             "TensorFlow's op determinism is on. Set config.deterministic=False to use XLA "

@@ -1,5 +1,6 @@
 """train_and_evaluate: teacher -> teacher auto-encoder -> IE-KD student (+ the student alone)."""
 
+import importlib
 import json
 import platform
 import shutil
@@ -84,7 +85,7 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     started = time.perf_counter()
     stages = {}
     with strategy.scope():
-        _check_batch_split(config)
+        _check_batch_split(config, strategy)
         if config.method == "dml":
             peers = _mutual_stage(config, workdir, data, stages)
             student = peers[config.mutual.export_peer - 1]
@@ -95,7 +96,7 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
             student, stages["student"] = _student_stage(config, workdir, data, teacher, autoencoder)
             if config.baseline:
                 _, stages["baseline"] = _baseline_stage(config, workdir, data)
-        device_count = _device_count()
+        device_count = strategy.num_replicas_in_sync
 
     results = {
         "dataset": data.name,
@@ -128,8 +129,8 @@ def _seed_everything(config):
         tf.config.experimental.enable_op_determinism()
 
 
-def _check_batch_split(config):
-    replicas = _device_count()
+def _check_batch_split(config, strategy):
+    replicas = strategy.num_replicas_in_sync
     for key in ("batch_size", "eval_batch_size"):
         if config[key] % replicas:
             raise ValueError(
@@ -155,21 +156,18 @@ def _teacher_sanity_gate(config, data, summary):
 
 
 def _versions():
-    import tensorflow as tf
-
-    return {
+    versions = {
         "python": platform.python_version(),
         "keras": keras.__version__,
-        "tensorflow": tf.__version__,
         "numpy": np.__version__,
         "backend": keras.backend.backend(),
     }
-
-
-def _device_count():
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    for module in ("tensorflow", "jax"):
+        try:
+            versions[module] = importlib.import_module(module).__version__
+        except ImportError:
+            pass
+    return versions
 
 
 def _optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay=None):
@@ -201,8 +199,13 @@ SINGLE_MODEL = (("", None),)
 def _synchronize(trainer, config):
     """With config.sync_batchnorm, every BatchNorm the stage trains works on global-batch
     statistics (frozen teachers run in inference mode, where it changes nothing)."""
-    if config.get("sync_batchnorm", False):
-        set_synchronized([trainer], True)
+    if not config.get("sync_batchnorm", False):
+        return
+    if keras.backend.backend() == "jax":
+        # DataParallel steps work on global arrays: BatchNorm statistics are already over the
+        # global batch, which is what synchronised BatchNorm gives under tf.distribute.
+        return
+    set_synchronized([trainer], True)
 
 
 def _fit_stage(
@@ -231,7 +234,9 @@ def _fit_stage(
     trainer.compile(
         optimizer=_optimizer(config, learning_rate, steps_per_epoch, milestones, l2_decay),
         metrics=["accuracy"] if classifier else None,
-        jit_compile=config.get("jit_compile", False),
+        # JAX steps always compile with XLA (un-jitted JAX runs op by op); config.jit_compile
+        # is TensorFlow's XLA switch.
+        jit_compile=True if keras.backend.backend() == "jax" else config.get("jit_compile", False),
     )
     log_path = stage_dir / "log.csv"
     rows = run_records.read_csv_log(log_path)
@@ -277,15 +282,16 @@ def _fit_stage(
     extra = {"augmentation": augmentation} if augmentation else {}
     if getattr(trainer, "needs_indices", False):
         extra["with_index"] = True  # CRD-like terms need each example's dataset index
-    trainer.fit(
-        data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch, **extra),
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=data.test_dataset(config.eval_batch_size),
-        callbacks=callbacks,
-        shuffle=False,  # the dataset is already shuffled, deterministically per epoch
-        verbose=config.verbose,
-    )
+    with multi_worker.reraise_lost_worker(stage, backup_dir):
+        trainer.fit(
+            data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch, **extra),
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=data.test_dataset(config.eval_batch_size),
+            callbacks=callbacks,
+            shuffle=False,  # the dataset is already shuffled, deterministically per epoch
+            verbose=config.verbose,
+        )
     rows = run_records.read_csv_log(log_path)
     summary = {
         "epochs": epochs,
