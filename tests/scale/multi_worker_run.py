@@ -3,6 +3,8 @@
     python tests/scale/multi_worker_run.py INDEX PORT0 PORT1 WORKDIR MODE
 
 MODE "run": train_and_evaluate of the tiny quickstart config under multi_worker.
+MODE "die": the same run, but worker 1 kills itself (SIGKILL) as the student's second epoch
+begins, after both workers have backed up the first; worker 0 must then fail with a clear error.
 MODE "canary": a plain fit under MultiWorkerMirroredStrategy with the workaround switched off;
 prints UPSTREAM_STILL_BROKEN when Keras fails as it does in 3.15 (keras-team/keras#20585).
 """
@@ -43,6 +45,7 @@ if mode == "canary":
     except ValueError as error:
         print("UPSTREAM_STILL_BROKEN", str(error)[:200].replace("\n", " "))
 else:
+    from iekd_keras import train as train_module
     from iekd_keras.train import train_and_evaluate
     from tests.test_train_and_evaluate import tiny_config
 
@@ -50,5 +53,16 @@ else:
     config.distribution = "multi_worker"
     config.student.epochs = 2
     config.baseline = False
+    if mode == "die" and index == "1":
+        import signal
+
+        class DyingThroughputLogger(train_module.ThroughputLogger):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == 1 and type(self.model).__name__ == "Distiller":
+                    print("DYING", flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                super().on_epoch_begin(epoch, logs)
+
+        train_module.ThroughputLogger = DyingThroughputLogger
     train_and_evaluate(config, workdir)
     print("FINISHED")

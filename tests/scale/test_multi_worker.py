@@ -66,6 +66,31 @@ def test_two_workers_train_the_same_student(tmp_path):
     assert (tmp_path / "export").exists() and not (tmp_path / "workers" / "1" / "export").exists()
 
 
+def _backup_epoch(stage_dir):
+    return json.loads((stage_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+
+
+def test_a_dying_worker_stops_the_other_and_a_rerun_resumes(tmp_path):
+    # Worker 1 SIGKILLs itself as the student's second epoch begins (both workers have backed
+    # up the first); worker 0 must fail with a clear error instead of waiting forever.
+    (_, out1, _), (code0, _, err0) = run_two_workers(tmp_path, "die")[::-1]
+    assert "DYING" in out1
+    assert code0 != 0
+    assert "WorkerLostError: Stage 'student': the multi-worker run lost a worker" in err0, err0[
+        -3000:
+    ]
+    assert "stopped sending heartbeats" in err0 and "start every worker again" in err0
+    assert _backup_epoch(tmp_path / "student") == _backup_epoch(tmp_path / "workers/1/student")
+    assert not (tmp_path / "results.json").exists()
+    # The same command on both workers resumes the student stage from the backed-up epoch.
+    resumed = run_two_workers(tmp_path, "run")
+    for code, out, err in resumed:
+        assert code == 0 and "FINISHED" in out, err[-3000:]
+        assert "[student] 2 epochs x 12 steps, global batch 128, resuming at epoch 1" in out
+        assert "[teacher]" not in out  # finished stages are skipped
+    assert json.loads((tmp_path / "results.json").read_text())["device_count"] == 2
+
+
 def test_canary_upstream_multi_worker_fit_is_still_broken(tmp_path):
     """Fails when Keras fixes keras-team/keras#20585: then drop TermModel's workaround."""
     results = run_two_workers(tmp_path, "canary", timeout=120)
