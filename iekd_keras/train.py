@@ -13,7 +13,12 @@ import numpy as np
 from iekd_keras import multi_worker
 from iekd_keras import results as run_records
 from iekd_keras.batchnorm_sync import set_synchronized
-from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint, ThroughputLogger
+from iekd_keras.callbacks import (
+    NonFiniteLossGuard,
+    RestoredStateCheck,
+    StageCheckpoint,
+    ThroughputLogger,
+)
 from iekd_keras.config_validation import validate_config
 from iekd_keras.data import build_augmentation_layers, load_dataset
 from iekd_keras.diagnostics import FactorSimilarityLogger
@@ -271,6 +276,7 @@ def _fit_stage(
         keras.callbacks.BackupAndRestore(
             str(backup_dir), delete_checkpoint=False, double_checkpoint=True
         ),
+        RestoredStateCheck(backup_dir, steps_per_epoch),
     ]
     print(
         f"[{stage}] {epochs} epochs x {steps_per_epoch} steps, global batch {batch_size}"
