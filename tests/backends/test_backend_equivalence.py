@@ -74,6 +74,20 @@ def test_tensorflow_and_jax_give_the_same_terms_and_weights(runs, trainer):
     assert len(terms) >= 2 and all(np.all(np.isfinite(jax_run[key])) for key in terms)
 
 
+@pytest.mark.parametrize("trainer", backend_run.TRAINERS)
+def test_a_checkpoint_saved_on_jax_loads_on_tensorflow(runs, trainer):
+    directory = runs[0]
+    from_jax = keras.saving.load_model(directory / f"{trainer}_jax.keras", compile=False)
+    from_tensorflow = keras.saving.load_model(
+        directory / f"{trainer}_tensorflow.keras", compile=False
+    )
+    assert [w.path for w in from_jax.weights] == [w.path for w in from_tensorflow.weights]
+    for a, b in zip(from_jax.weights, from_tensorflow.weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-4, err_msg=a.path
+        )
+
+
 def test_jax_data_parallel_over_two_devices_matches_one_device(runs):
     directory, _, one_device = runs
     trainers = ["distiller", "mutual"]
