@@ -164,7 +164,7 @@ def test_plain_dml_kl_term_is_golden():
     assert logs["loss"] == pytest.approx(logs["peer1_loss"] + logs["peer2_loss"], rel=1e-6)
 
 
-@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
+@pytest.mark.tensorflow_only  # asserts tf.GradientTape's None for unconnected gradients
 def test_kl_share_on_fixed_logits():
     target = np.array([[2.0, -1.0, 0.5], [-80.0, 3.0, 0.0]], "float32")
     logits = np.array([[0.0, 1.0, -1.0], [1.0, 1.0, 1.0]], "float32")
@@ -183,7 +183,7 @@ def test_kl_share_on_fixed_logits():
     assert tape.gradient(value, target_variable) is None
 
 
-@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
+@pytest.mark.tensorflow_only  # asserts tf.GradientTape's None for unconnected gradients
 @pytest.mark.parametrize("peer_factor", ["autoencoder", "inheritance"])
 def test_peer_isolation_in_alternating_mode(peer_factor):
     images, labels = tiny_batches(8)
@@ -234,7 +234,7 @@ def test_without_kl_and_ie_each_peer_trains_alone(update):
         assert all(same) if update == "simultaneous" else not any(same)
 
 
-@pytest.mark.tensorflow_only  # tf.GradientTape or TensorFlow-specific call counts
+@pytest.mark.tensorflow_only  # asserts tf.GradientTape's None for unconnected gradients
 @pytest.mark.parametrize("peer_factor", ["autoencoder", "inheritance"])
 def test_ie_terms_are_non_zero_and_train_the_peers_encoders(peer_factor):
     images, labels = tiny_batches(8)

@@ -69,8 +69,3 @@ def numpy_log_softmax(z):
     z = np.asarray(z, "float64")
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def gradient_norms(tape, target, sources):
-    gradients = tape.gradient(target, sources)
-    return [0.0 if g is None else float(np.linalg.norm(np.ravel(g))) for g in gradients]
