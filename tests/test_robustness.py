@@ -1,5 +1,6 @@
 """Every bad input a user can cause gets one clear sentence, and no run loses its work."""
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -177,7 +178,13 @@ def test_non_finite_inputs():
 def test_batch_size_not_divisible_by_replicas(monkeypatch, tmp_path):
     from iekd_keras import train
 
-    monkeypatch.setattr(train, "_device_count", lambda: 3)
+    class ThreeReplicas:
+        num_replicas_in_sync = 3
+
+        def scope(self):
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(train, "make_strategy", lambda name: ThreeReplicas())
     config = quickstart.get_config("smoke")
     with pytest.raises(ValueError, match="config.batch_size=64 is not divisible by the 3 replicas"):
         train.train_and_evaluate(config, tmp_path, data=load_digits(8))
