@@ -90,8 +90,6 @@ def test_a_checkpoint_saved_on_jax_loads_on_tensorflow(runs, trainer):
 
 def test_jax_data_parallel_over_two_devices_matches_one_device(runs):
     directory, _, one_device = runs
-    trainers = ["distiller", "mutual"]
-    two_devices = _run_jax(directory, "data_parallel", trainers, devices=2)
-    for trainer in trainers:
-        # The global batch is the same; only the reduction order differs (measured: 4e-7).
-        _assert_same_run(one_device[trainer], two_devices[trainer], atol=1e-5)
+    two_devices = _run_jax(directory, "data_parallel", ["distiller"], devices=2)
+    # The global batch is the same; only the reduction order differs (measured: 4e-7).
+    _assert_same_run(one_device["distiller"], two_devices["distiller"], atol=1e-5)
