@@ -1,6 +1,6 @@
 """train_and_evaluate: teacher -> teacher auto-encoder -> IE-KD student (+ the student alone)."""
 
-import importlib
+import importlib.metadata
 import json
 import platform
 import shutil
@@ -167,10 +167,10 @@ def _versions():
         "numpy": np.__version__,
         "backend": keras.backend.backend(),
     }
-    for module in ("tensorflow", "jax"):
+    for package in ("tensorflow", "jax"):
         try:
-            versions[module] = importlib.import_module(module).__version__
-        except ImportError:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
             pass
     return versions
 

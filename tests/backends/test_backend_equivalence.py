@@ -93,3 +93,38 @@ def test_jax_data_parallel_over_two_devices_matches_one_device(runs):
     two_devices = _run_jax(directory, "data_parallel", ["distiller"], devices=2)
     # The global batch is the same; only the reduction order differs (measured: 4e-7).
     _assert_same_run(one_device["distiller"], two_devices["distiller"], atol=1e-5)
+
+
+def test_config_distribution_picks_data_parallel_on_jax():
+    script = """
+import keras
+from iekd_keras.distribution import make_strategy
+mirrored = make_strategy("mirrored")
+assert isinstance(mirrored.distribution, keras.distribution.DataParallel), mirrored.distribution
+assert mirrored.num_replicas_in_sync == 2
+single = make_strategy("one_device")
+assert single.distribution is None and single.num_replicas_in_sync == 1
+assert make_strategy("auto").num_replicas_in_sync == 1  # no GPUs: one device
+try:
+    make_strategy("multi_worker")
+except ValueError as error:
+    assert "TensorFlow's MultiWorkerMirroredStrategy" in str(error), error
+else:
+    raise AssertionError("multi_worker was accepted on JAX")
+print("OK")
+"""
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=SCRIPT.parents[2],
+    )
+    assert finished.returncode == 0 and "OK" in finished.stdout, finished.stderr[-3000:]
