@@ -1,6 +1,6 @@
 """TensorFlow and JAX train the same stages to the same numbers; JAX DataParallel agrees with one
-device. Each JAX run is a fresh process (the backend and the host device count are fixed when
-Keras and JAX are imported); the TensorFlow run is this process."""
+device. Each run is a fresh process: the backend and JAX's host device count are fixed when
+Keras and JAX are imported, and the TensorFlow run turns on op determinism process-wide."""
 
 import importlib.util
 import os
@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+import iekd_keras  # noqa: F401  (registers the layers the checkpoints hold)
 from tests.backends import backend_run
 
 SCRIPT = Path(backend_run.__file__)
@@ -19,18 +20,17 @@ SCRIPT = Path(backend_run.__file__)
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed"),
     pytest.mark.skipif(
-        keras.backend.backend() != "tensorflow", reason="compares TensorFlow (here) with JAX"
+        keras.backend.backend() != "tensorflow", reason="run once, in the TensorFlow pass"
     ),
 ]
 
 
-def _run_jax(directory, name, trainers, devices=1):
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-    )
+def _run(backend, directory, name, trainers, devices=1):
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if backend == "jax":
+        env.update(
+            JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"
+        )
     command = [sys.executable, str(SCRIPT), f"--trainers={','.join(trainers)}"]
     command += [f"--directory={directory}", f"--name={name}"]
     command += ["--data_parallel"] if devices > 1 else []
@@ -41,15 +41,11 @@ def _run_jax(directory, name, trainers, devices=1):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Every trainer trained on TensorFlow (here), then on JAX (one process), same weights."""
+    """Every trainer trained on TensorFlow (it writes the initial weights), then on JAX from
+    the same weights; each backend in one fresh process (TensorFlow with op determinism)."""
     directory = tmp_path_factory.mktemp("backends")
-    tensorflow_runs = {}
-    for trainer in backend_run.TRAINERS:
-        out = directory / f"{trainer}_tensorflow.npz"
-        backend_run.run(trainer, directory / f"{trainer}.weights.h5", out)
-        keras.backend.clear_session()
-        tensorflow_runs[trainer] = dict(np.load(out))
-    jax_runs = _run_jax(directory, "jax", backend_run.TRAINERS)
+    tensorflow_runs = _run("tensorflow", directory, "tensorflow", backend_run.TRAINERS)
+    jax_runs = _run("jax", directory, "jax", backend_run.TRAINERS)
     return directory, tensorflow_runs, jax_runs
 
 
@@ -90,7 +86,7 @@ def test_a_checkpoint_saved_on_jax_loads_on_tensorflow(runs, trainer):
 
 def test_jax_data_parallel_over_two_devices_matches_one_device(runs):
     directory, _, one_device = runs
-    two_devices = _run_jax(directory, "data_parallel", ["distiller"], devices=2)
+    two_devices = _run("jax", directory, "data_parallel", ["distiller"], devices=2)
     # The global batch is the same; only the reduction order differs (measured: 4e-7).
     _assert_same_run(one_device["distiller"], two_devices["distiller"], atol=1e-5)
 
