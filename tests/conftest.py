@@ -2,7 +2,8 @@
 
 The backend is TensorFlow unless KERAS_BACKEND says otherwise. On another backend only the
 tests marked `backend_agnostic` (and not `tensorflow_only`) run; the others need TensorFlow
-itself (tf.data, tf.distribute, SavedModel, tf.GradientTape) and are skipped with a reason.
+itself (tf.data, tf.distribute, SavedModel, the tape's None for unconnected gradients)
+and are skipped with a reason.
 """
 
 import os
