@@ -26,11 +26,14 @@ pytestmark = [
 
 
 def _run(backend, directory, name, trainers, devices=1):
-    env = dict(os.environ, KERAS_BACKEND=backend)
+    # One thread per process: multi-threaded reductions may split differently when other
+    # tests load the machine, and the mutual stage amplifies such differences past 1e-4.
+    env = dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS="1")
+    env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     if backend == "jax":
-        env.update(
-            JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"
-        )
+        flags = f"--xla_force_host_platform_device_count={devices}"
+        flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
     command = [sys.executable, str(SCRIPT), f"--trainers={','.join(trainers)}"]
     command += [f"--directory={directory}", f"--name={name}"]
     command += ["--data_parallel"] if devices > 1 else []
