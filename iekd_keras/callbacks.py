@@ -1,6 +1,5 @@
 """Callbacks of the training stages: checkpoints of the bare model, throughput in the logs."""
 
-import json
 import math
 import os
 import time
@@ -144,6 +143,8 @@ class RestoredStateCheck(keras.callbacks.Callback):
         weights, metadata = self.backup_dir / self.WEIGHTS, self.backup_dir / self.METADATA
         if not (weights.exists() and metadata.exists()):
             return
+        import json
+
         epoch = int(json.loads(metadata.read_text())["epoch"])
         optimizer = self.model.optimizer
         iterations = int(ops.convert_to_numpy(optimizer.iterations))

@@ -107,34 +107,20 @@ class TermModel(keras.Model):
             )
         (data,) = args
         x, y = self._unpack(data)
-        terms, predictions = self._update(x, y, self._tape_gradient_step)
+        terms, predictions = self._tape_update(x, y)
         return self._report(terms, y, predictions)
 
-    def _update(self, x, y, gradient_step):
-        """One optimizer step on every trainable variable; returns `(terms, predictions)`.
-
-        `gradient_step(scaled_loss, variables, index=None)` calls `scaled_loss()` (which returns
-        `(loss, aux)`), applies the loss's gradient to `variables` with the optimizer (inner
-        optimizer `index` of a PeerOptimizer) and returns `aux`: a tape on TensorFlow, a
-        stateless update on JAX. Subclasses with other updates override this method only.
-        """
-
-        def scaled_loss():
-            terms, predictions = self.compute_terms(x, y, training=True)
-            return self.optimizer.scale_loss(terms["loss"]), (terms, predictions)
-
-        return gradient_step(scaled_loss, self.trainable_variables)
-
-    def _tape_gradient_step(self, scaled_loss, variables, index=None):
-        """TensorFlow's `gradient_step` (see `_update`)."""
+    def _tape_update(self, x, y):
+        """TensorFlow: computes the terms, applies one optimizer step; returns the terms."""
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss, aux = scaled_loss()
-        gradients = tape.gradient(loss, variables)
-        routing = {} if index is None else {"index": index}
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True), **routing)
-        return aux
+            terms, predictions = self.compute_terms(x, y, training=True)
+            scaled_loss = self.optimizer.scale_loss(terms["loss"])
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return terms, predictions
 
     def _stateless_train_step(self, state, data):
         values = StatelessState(
@@ -146,23 +132,31 @@ class TermModel(keras.Model):
             ],
             state,
         )
-
-        def gradient_step(scaled_loss, variables, index=None):
-            """JAX's `gradient_step` (see `_update`), on the values in `values`."""
-            aux, gradients = values.value_and_grad(scaled_loss, variables)
-            routing = {} if index is None else {"index": index}
-            optimizer_variables = self.optimizer.variables
-            new_values, new_optimizer_values = self.optimizer.stateless_apply(
-                values.values(optimizer_variables), gradients, values.values(variables), **routing
-            )
-            values.set_values(variables, new_values)
-            values.set_values(optimizer_variables, new_optimizer_values)
-            return aux
-
         x, y = self._unpack(data)
-        terms, predictions = self._update(x, y, gradient_step)
+        terms, predictions = self._stateless_update(values, x, y)
         logs = values.run(lambda: self._report(terms, y, predictions))
         return logs, values.value_lists()
+
+    def _stateless_update(self, values, x, y):
+        """JAX: the same update as `_tape_update`, on the values in `values` (a StatelessState)."""
+        variables = self.trainable_variables
+
+        def scaled_loss():
+            terms, predictions = self.compute_terms(x, y, training=True)
+            return self.optimizer.scale_loss(terms["loss"]), (terms, predictions)
+
+        (terms, predictions), gradients = values.value_and_grad(scaled_loss, variables)
+        self._stateless_apply(values, gradients, variables)
+        return terms, predictions
+
+    def _stateless_apply(self, values, gradients, variables, **kwargs):
+        """The optimizer's `stateless_apply` on the values of `variables` and its own state."""
+        optimizer_variables = self.optimizer.variables
+        new_values, new_optimizer_values = self.optimizer.stateless_apply(
+            values.values(optimizer_variables), gradients, values.values(variables), **kwargs
+        )
+        values.set_values(variables, new_values)
+        values.set_values(optimizer_variables, new_optimizer_values)
 
     def test_step(self, *args):
         """One evaluation step: `test_step(data)`, or `test_step(state, data)` on JAX."""
