@@ -52,6 +52,8 @@ RANGES = {
     "teacher.epochs": _positive,
     "teacher.l2_decay": _non_negative,
     "teacher.min_accuracy": _non_negative,
+    "teacher.select": _one_of("best", "last"),
+    "teacher.select_from_epoch": _positive,
     "autoencoder.factor_channels": _positive,
     "autoencoder.epochs": _positive,
     "autoencoder.learning_rate": _positive,
@@ -110,7 +112,7 @@ def validate_config(config, reference=None):
             raise ConfigError(
                 f"config.{path}={value!r} is out of range: expected {check.expected}."
             )
-    _check_milestones(config)
+    check_milestones(config)
     _check_distillation_losses(config)
     _check_model_names(config)
     if config.data.name == "image_folder" and not config.data.directory:
@@ -170,7 +172,12 @@ def _check_type(path, value, expected):
         )
 
 
-def _check_milestones(config):
+def check_milestones(config):
+    """The LR milestones are increasing epochs, each before the end of every stage using them.
+
+    Example:
+        >>> check_milestones(quickstart.get_config())  # (8, 12) within 15 epochs: no error
+    """
     milestones = list(config.optimizer.milestones)
     if milestones != sorted(set(milestones)) or any(
         not isinstance(m, int) or m < 1 for m in milestones

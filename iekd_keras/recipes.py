@@ -9,7 +9,13 @@ def base_config():
     Teacher and student: 160 epochs, global batch 128, Nesterov SGD (momentum 0.9) at LR 0.1,
     x0.1 at epochs 80 and 120, coupled weight decay 5e-4. Auto-encoder: 30 epochs at a
     constant 0.1. IE: lambda_inh = lambda_exp = 50, p = 1, natural 50/50 split, 32-channel
-    factors, L1 reconstruction.
+    factors, L1 reconstruction. The student learns from the teacher's best test-accuracy
+    epoch, counted from epoch 20 (`teacher.select`), as the released code does.
+
+    Example:
+        >>> config = base_config()
+        >>> config.teacher.select, config.teacher.select_from_epoch
+        ('best', 20)
     """
     config = ml_collections.ConfigDict()
     # The method's name in reports ("" derives it from the config, e.g. "IE-KD", "DML").
@@ -65,6 +71,13 @@ def base_config():
             "skip_sanity_check": False,
             # Intermediate outputs to tap by layer name (e.g. "stage1"), for AT and FitNet.
             "taps": (),
+            # Which trained teacher the student learns from, as the released code does it:
+            # "best" is the first epoch of the highest test accuracy (best.keras), which must
+            # come at epoch >= select_from_epoch (the release keeps its best checkpoint only
+            # from its save interval, epoch 20, on); "last" is the final epoch (last.keras).
+            # Ignored when `checkpoint` is given.
+            "select": "best",
+            "select_from_epoch": 20,
         }
     )
     config.autoencoder = ml_collections.ConfigDict(
@@ -114,7 +127,15 @@ def base_config():
 def paper_dml(dataset, peer1, peer2, ie, arg=None):
     """The DML recipe of the released configs (method notes §5): batch 64, 200 epochs, LR 0.1
     x0.1 at 60/120/180, Nesterov, weight decay 5e-4, KL weight 1, T = 1; with `ie`, IE-DML
-    with lambda_inh = lambda_exp = 50 against the peer's online auto-encoder factor."""
+    with lambda_inh = lambda_exp = 50 against the peer's online auto-encoder factor.
+
+    `peer1` is the released yaml's `teacher` (updated first in each step), `peer2` its
+    `student`; shortcut-B ResNets take the "b" names ("resnet32b").
+
+    Example:
+        >>> paper_dml("cifar100", "resnet56b", "resnet32b", ie=False).mutual.peer1
+        'resnet56b'
+    """
     config = base_config()
     config.method = "dml"
     config.data.name = dataset
@@ -133,7 +154,11 @@ def paper_dml(dataset, peer1, peer2, ie, arg=None):
 
 def digits_quickstart():
     """The quickstart recipe: ResNet-20 teacher -> ResNet-8 student on 16x16 digits, global
-    batch 64, 15 epochs (LR x0.1 at 8 and 12), a 5-epoch auto-encoder, IE with 50/50."""
+    batch 64, 15 epochs (LR x0.1 at 8 and 12), a 5-epoch auto-encoder, IE with 50/50.
+
+    The student learns from the last teacher: 15 epochs end before epoch 20, where the
+    released code starts keeping a best checkpoint.
+    """
     config = base_config()
     config.data.name = "digits"
     config.data.image_size = 16
@@ -142,17 +167,33 @@ def digits_quickstart():
     config.optimizer.milestones = (8, 12)
     config.teacher.model = "resnet20"
     config.teacher.epochs = 15
+    config.teacher.select = "last"
     config.autoencoder.epochs = 5
     config.student.model = "resnet8"
     config.student.epochs = 15
     return config
 
 
+# Hinton KD settings of the released yaml of each dataset: config/kd/cifar10/resnet56-20.yaml
+# (alpha 0.95, T 20) and config/kd/cifar100/resnet110-32B.yaml (alpha 0.9, T 4). Pairs without
+# a KD yaml of their own take their dataset's.
+RELEASED_KD = {
+    "cifar10": {"temperature": 20.0, "alpha": 0.95},
+    "cifar100": {"temperature": 4.0, "alpha": 0.9},
+}
+
+
 def paper_cifar(dataset, teacher, student, arg=None):
     """The paper's CIFAR recipe for one teacher/student pair.
 
     `arg` is a comma-separated list of one method of `iekd_keras.methods` ("ie", the default,
-    "kd", "ie_kd", "at", "ie_at", "ft", "ie_ft", "fitnet", "crd", "ie_crd") and "smoke".
+    "kd", "ie_kd", "at", "ie_at", "ft", "ie_ft", "fitnet", "crd", "ie_crd") and "smoke". KD
+    takes the released settings of the dataset (`RELEASED_KD`).
+
+    Example:
+        >>> config = paper_cifar("cifar10", "resnet56b", "resnet20b", "kd")
+        >>> config.distillation_losses[0]["kwargs"]
+        {'temperature': 20.0, 'alpha': 0.95}
     """
     from iekd_keras.methods import apply_method
 
@@ -165,16 +206,18 @@ def paper_cifar(dataset, teacher, student, arg=None):
     methods = [part for part in parts if part != "smoke"]
     if len(methods) > 1 or len(variants) > 1:
         raise ValueError(f"Config variant {arg!r}: give at most one method and 'smoke'.")
-    apply_method(config, methods[0] if methods else "ie")
+    apply_method(config, methods[0] if methods else "ie", kd=RELEASED_KD[dataset])
     apply_variant(config, variants[0] if variants else None)
     return config
 
 
 def apply_variant(config, arg):
     """`smoke`: 2 epochs per stage (1 for the auto-encoder) with an LR drop after epoch 1,
-    and no teacher sanity gate (a 2-epoch teacher is not meant to be good)."""
+    no teacher sanity gate (a 2-epoch teacher is not meant to be good), and the teacher's
+    best epoch counted from epoch 1."""
     if arg == "smoke":
         config.teacher.skip_sanity_check = True
+        config.teacher.select_from_epoch = 1
         config.teacher.epochs = config.student.epochs = 2
         config.autoencoder.epochs = 1
         config.optimizer.milestones = (1,)

@@ -321,6 +321,9 @@ def _finished(workdir, stage):
 
 
 def _teacher_stage(config, workdir, data):
+    """The teacher: loaded from config.teacher.checkpoint, or trained here; the student learns
+    from the checkpoint config.teacher.select names, recorded as the summary's
+    `distilled_from` (which file, its 1-based epoch and test accuracy)."""
     stage = "teacher"
     checkpoint = config.teacher.get("checkpoint", "")
     if checkpoint:
@@ -334,8 +337,15 @@ def _teacher_stage(config, workdir, data):
             "loaded_from": str(checkpoint),
             "best_test_accuracy": accuracy,
             "last_test_accuracy": accuracy,
+            "distilled_from": {
+                "select": "checkpoint",
+                "file": str(checkpoint),
+                "epoch": None,
+                "test_accuracy": accuracy,
+            },
         }
     else:
+        _check_teacher_select_from_epoch(config.teacher)
         summary = _finished(workdir, stage)
         if summary is None:
             teacher = _new_model(config.teacher.model, data, config.seed)
@@ -350,9 +360,53 @@ def _teacher_stage(config, workdir, data):
                 config.optimizer.milestones,
                 l2_decay=config.teacher.get("l2_decay"),
             )
-        teacher = load_two_output_model(workdir / stage / LAST, "teacher")
+        choice = _selected_teacher_checkpoint(config.teacher, workdir / stage)
+        teacher = load_two_output_model(workdir / stage / choice["file"], "teacher")
+        summary["distilled_from"] = choice
     summary.update(model=config.teacher.model, trainable_parameters=trainable_parameters(teacher))
     return teacher, summary
+
+
+def _check_teacher_select_from_epoch(teacher_config):
+    """Refuses, before any training, a best-checkpoint rule no epoch of the run can meet."""
+    select_from = teacher_config.get("select_from_epoch", 1)
+    if teacher_config.get("select", "last") == "best" and select_from > teacher_config.epochs:
+        raise ValueError(
+            f"config.teacher.select_from_epoch={select_from} comes after the teacher's last "
+            f"epoch (config.teacher.epochs={teacher_config.epochs}); expected at most "
+            f"{teacher_config.epochs}, or config.teacher.select='last'."
+        )
+
+
+def _selected_teacher_checkpoint(teacher_config, stage_dir):
+    """{"select", "file", "epoch", "test_accuracy"} of the teacher the student learns from.
+
+    "best": best.keras, the first epoch of the highest test accuracy (StageCheckpoint saves
+    only strict improvements), as the released code's model.pth.tar, which it writes only from
+    its save interval on: a best epoch before `select_from_epoch` is refused. "last":
+    last.keras, the final epoch.
+
+    Example:
+        >>> _selected_teacher_checkpoint(config.teacher, Path("runs/cifar100/teacher"))
+        {'select': 'best', 'file': 'best.keras', 'epoch': 137, 'test_accuracy': 0.7291}
+    """
+    select = teacher_config.get("select", "last")
+    choice = {"select": select, "file": BEST if select == "best" else LAST}
+    rows = run_records.read_csv_log(stage_dir / "log.csv")
+    accuracies = [row["val_accuracy"] for row in rows if "val_accuracy" in row]
+    if not accuracies:  # a teacher directory without its log: nothing to check or record
+        return {**choice, "epoch": None, "test_accuracy": None}
+    epoch = len(accuracies) if select == "last" else accuracies.index(max(accuracies)) + 1
+    select_from = teacher_config.get("select_from_epoch", 1)
+    if select == "best" and epoch < select_from:
+        raise ValueError(
+            f"The teacher's best test accuracy ({accuracies[epoch - 1]:.2%}) came at epoch "
+            f"{epoch}, before config.teacher.select_from_epoch={select_from}, so, as in the "
+            "released code, there is no best checkpoint to distil from; expected a best epoch "
+            "at or after it: rerun with config.teacher.select='last' or a lower "
+            "select_from_epoch (and --allow_config_change; the trained teacher is kept)."
+        )
+    return {**choice, "epoch": epoch, "test_accuracy": accuracies[epoch - 1]}
 
 
 def _autoencoder_stage(config, workdir, data, teacher):
