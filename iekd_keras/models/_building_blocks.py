@@ -1,11 +1,13 @@
-"""Private layer factories shared by the CIFAR backbones.
+"""Private layer factories shared by the backbones.
 
-The settings mirror the PyTorch defaults used by the reference implementations, so that a
-Keras model trained from scratch starts from the same distributions:
+Each backbone passes the initialisation of its reference file; a factory's defaults are those
+of the CIFAR ResNet (``_weights_init`` in ``model/resnet.py`` of the IE-KD authors' code):
 
-* convolution and dense kernels: Kaiming-normal with fan-in (``kaiming_normal_``),
-* dense bias: uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` (``nn.Linear`` default),
-* batch normalisation: ``momentum=0.9`` (PyTorch ``momentum=0.1``) and ``epsilon=1e-5``,
+* convolution and dense kernels: ``kaiming_normal_`` with fan-in, gain sqrt(2)
+  (``kaiming_normal("fan_in")``),
+* dense bias: PyTorch's ``nn.Linear`` default, uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``,
+* batch normalisation: weight 1, bias 0 (the Keras and PyTorch default), ``momentum=0.9``
+  (PyTorch ``momentum=0.1``) and ``epsilon=1e-5``,
 * 3x3 convolutions pad one pixel on every side, also when strided.
 """
 
@@ -15,29 +17,58 @@ import keras
 
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
+_FAN_MODES = ("fan_in", "fan_out")
 
 
-def kaiming_normal():
-    """A fresh Kaiming-normal (fan-in, gain sqrt(2)) initializer."""
+def kaiming_normal(mode="fan_in"):
+    """A fresh untruncated Kaiming-normal initializer with gain sqrt(2): std sqrt(2 / fan).
+
+    PyTorch's ``kaiming_normal_(w, mode=mode)`` with ``a=0`` or ``nonlinearity="relu"``. For a
+    Keras conv kernel ``(kh, kw, cin, cout)``, fan-in is ``kh * kw * cin`` and fan-out
+    ``kh * kw * cout``, as PyTorch counts them; for a dense kernel ``(in, out)``, ``in`` and
+    ``out``.
+
+    Example:
+        >>> keras.layers.Conv2D(64, 3, kernel_initializer=kaiming_normal("fan_out"))
+    """
+    if mode not in _FAN_MODES:
+        raise ValueError(f"kaiming_normal: mode must be 'fan_in' or 'fan_out'; got {mode!r}.")
     return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_in", distribution="untruncated_normal"
+        scale=2.0, mode=mode, distribution="untruncated_normal"
     )
 
 
 def depthwise_kaiming_normal():
-    """Kaiming-normal for a depthwise kernel, whose true fan-in is only kh * kw.
+    """Normal with std sqrt(2 / (kh * kw)) for a depthwise kernel: ``dw_conv_init`` of
+    ``model/mobilenet.py``, which takes the receptive field ``kh * kw`` alone as the fan.
 
-    Keras stores depthwise kernels as ``(kh, kw, channels, multiplier)`` and would count
-    ``kh * kw * channels`` as the fan-in; the fan-out axis (the multiplier, 1 here) gives the
-    PyTorch value ``kh * kw``.
+    Keras stores depthwise kernels as ``(kh, kw, channels, multiplier)``; with multiplier 1 its
+    fan-out is exactly ``kh * kw``.
+
+    Example:
+        >>> keras.layers.DepthwiseConv2D(3, depthwise_initializer=depthwise_kaiming_normal())
     """
     return keras.initializers.VarianceScaling(
         scale=2.0, mode="fan_out", distribution="untruncated_normal"
     )
 
 
-def conv3x3(x, filters, strides, name):
-    """3x3 convolution without bias, padded by one pixel on every side (PyTorch style)."""
+def pytorch_linear_uniform(fan_in):
+    """PyTorch's default ``nn.Linear`` init of weight and bias: uniform in +-1/sqrt(fan_in).
+
+    For the weight this is ``kaiming_uniform_(a=sqrt(5))``, whose bound
+    ``sqrt(6 / ((1 + 5) * fan_in))`` equals the bias bound ``1 / sqrt(fan_in)``.
+
+    Example:
+        >>> keras.layers.Dense(10, kernel_initializer=pytorch_linear_uniform(512))
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(minval=-bound, maxval=bound)
+
+
+def conv3x3(x, filters, strides, name, fan_mode="fan_in"):
+    """3x3 convolution without bias, padded by one pixel on every side (PyTorch style), with a
+    Kaiming-normal kernel over ``fan_mode``."""
     if strides == 1:
         padding = "same"
     else:
@@ -49,20 +80,20 @@ def conv3x3(x, filters, strides, name):
         strides=strides,
         padding=padding,
         use_bias=False,
-        kernel_initializer=kaiming_normal(),
+        kernel_initializer=kaiming_normal(fan_mode),
         name=name,
     )(x)
 
 
-def conv1x1(x, filters, strides, name):
-    """1x1 convolution without bias."""
+def conv1x1(x, filters, strides, name, fan_mode="fan_in"):
+    """1x1 convolution without bias, with a Kaiming-normal kernel over ``fan_mode``."""
     return keras.layers.Conv2D(
         filters,
         kernel_size=1,
         strides=strides,
         padding="valid",
         use_bias=False,
-        kernel_initializer=kaiming_normal(),
+        kernel_initializer=kaiming_normal(fan_mode),
         name=name,
     )(x)
 
@@ -110,15 +141,21 @@ def features_output(x):
     return keras.layers.Identity(name="features")(x)
 
 
-def classifier_head(features, num_classes):
-    """Global average pooling followed by a dense layer that returns logits."""
+def classifier_head(features, num_classes, kernel_initializer=None, bias_initializer=None):
+    """Global average pooling followed by a dense layer that returns logits.
+
+    The defaults are the CIFAR ResNet's: a Kaiming-normal fan-in kernel and ``nn.Linear``'s
+    uniform bias (``pytorch_linear_uniform``). Pass fresh initializers to change them.
+
+    Example:
+        >>> logits = classifier_head(features, 10, bias_initializer="zeros")
+    """
     channels = features.shape[-1]
-    bound = 1.0 / math.sqrt(channels)
     pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     return keras.layers.Dense(
         num_classes,
-        kernel_initializer=kaiming_normal(),
-        bias_initializer=keras.initializers.RandomUniform(minval=-bound, maxval=bound),
+        kernel_initializer=kernel_initializer or kaiming_normal("fan_in"),
+        bias_initializer=bias_initializer or pytorch_linear_uniform(channels),
         name="logits",
     )(pooled)
 

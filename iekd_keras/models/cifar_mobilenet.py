@@ -24,6 +24,10 @@ _BLOCK_PLAN = (
     (1024, 1),
 )
 _STEM_FILTERS = 32
+# `conv_init` of the reference, for the stem and every pointwise convolution.
+_CONV_FAN_MODE = "fan_out"
+# `linear_init` of the reference: weight N(0, 0.01), zero bias.
+_CLASSIFIER_STDDEV = 0.01
 # Stage taps: the last block at each spatial resolution (the block before each stride-2 block,
 # and the last block), i.e. blocks 3, 5 and 13.
 _STAGE_ENDS = tuple(
@@ -37,7 +41,7 @@ def _separable_block(x, filters, strides, prefix, out_name):
     x = blocks.depthwise3x3(x, strides, name=f"{prefix}_depthwise")
     x = blocks.batch_norm(x, name=f"{prefix}_depthwise_bn")
     x = blocks.relu(x, name=f"{prefix}_depthwise_relu")
-    x = blocks.conv1x1(x, filters, 1, name=f"{prefix}_pointwise")
+    x = blocks.conv1x1(x, filters, 1, name=f"{prefix}_pointwise", fan_mode=_CONV_FAN_MODE)
     x = blocks.batch_norm(x, name=f"{prefix}_pointwise_bn")
     return blocks.relu(x, name=out_name)
 
@@ -53,7 +57,13 @@ def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.
     first 512-channel blocks have stride 2, so a 32x32 input yields an 8x8x1024 ``features``
     map (the last block's ReLU, layer ``"features"``). As there, ``width_multiplier`` scales
     the block channels (``int(channels * width_multiplier)``) but not the 32-channel stem.
-    Kernels use PyTorch's Kaiming-normal fan-in rule (fan-in 9 for a depthwise kernel).
+    Initialisation is that of the ``reset_parameters`` methods in ``model/mobilenet.py``
+    (``_weights_init`` there is unused): the stem and every pointwise convolution get
+    ``conv_init``, ``kaiming_normal_(mode="fan_out")`` with gain sqrt(2), i.e. normal with
+    std ``sqrt(2 / (kh * kw * out_channels))``; every depthwise convolution gets
+    ``dw_conv_init``, normal with std ``sqrt(2 / (kh * kw))`` = ``sqrt(2 / 9)`` (its fan is
+    the receptive field alone); every batch norm ``bn_init``, weight 1 and bias 0; the dense
+    layer ``linear_init``, weight normal with std 0.01 and a zero bias.
     Stage taps, for :func:`~iekd_keras.models.with_taps`: parameter-free layers holding the
     last block output at each resolution, ``"stage1"`` (block 3, 32x32x128 for a 32x32
     input), ``"stage2"`` (block 5, 16x16x256) and ``"stage3"`` (block 13, 8x8x1024, equal to
@@ -92,7 +102,7 @@ def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.
         name = "mobilenet"
 
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    x = blocks.conv3x3(inputs, _STEM_FILTERS, 1, name="stem_conv")
+    x = blocks.conv3x3(inputs, _STEM_FILTERS, 1, name="stem_conv", fan_mode=_CONV_FAN_MODE)
     x = blocks.batch_norm(x, name="stem_bn")
     x = blocks.relu(x, name="stem_relu")
     stage = 1
@@ -110,5 +120,10 @@ def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.
             stage += 1
     features = blocks.features_output(x)
 
-    logits = blocks.classifier_head(features, num_classes)
+    logits = blocks.classifier_head(
+        features,
+        num_classes,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=_CLASSIFIER_STDDEV),
+        bias_initializer="zeros",
+    )
     return keras.Model(inputs=inputs, outputs=[logits, features], name=name)

@@ -8,6 +8,9 @@ from iekd_keras.models import _building_blocks as blocks
 _STAGE_WIDTHS = (64, 128, 256, 512)
 _STAGE_STRIDES = (1, 2, 2, 2)
 _BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+# torchvision's ResNet.__init__: kaiming_normal_(mode="fan_out", nonlinearity="relu") for
+# every convolution.
+_CONV_FAN_MODE = "fan_out"
 
 
 def _basic_block(x, planes, strides, prefix, out_name):
@@ -17,16 +20,18 @@ def _basic_block(x, planes, strides, prefix, out_name):
     stride or the number of channels changes.
     """
     in_planes = x.shape[-1]
-    out = blocks.conv3x3(x, planes, strides, name=f"{prefix}_conv1")
+    out = blocks.conv3x3(x, planes, strides, name=f"{prefix}_conv1", fan_mode=_CONV_FAN_MODE)
     out = blocks.batch_norm(out, name=f"{prefix}_bn1")
     out = blocks.relu(out, name=f"{prefix}_relu1")
-    out = blocks.conv3x3(out, planes, 1, name=f"{prefix}_conv2")
+    out = blocks.conv3x3(out, planes, 1, name=f"{prefix}_conv2", fan_mode=_CONV_FAN_MODE)
     out = blocks.batch_norm(out, name=f"{prefix}_bn2")
 
     if strides == 1 and in_planes == planes:
         residual = x
     else:
-        residual = blocks.conv1x1(x, planes, strides, name=f"{prefix}_shortcut_conv")
+        residual = blocks.conv1x1(
+            x, planes, strides, name=f"{prefix}_shortcut_conv", fan_mode=_CONV_FAN_MODE
+        )
         residual = blocks.batch_norm(residual, name=f"{prefix}_shortcut_bn")
 
     out = keras.layers.Add(name=f"{prefix}_add")([out, residual])
@@ -42,7 +47,7 @@ def _stem(inputs):
         strides=2,
         padding="valid",
         use_bias=False,
-        kernel_initializer=blocks.kaiming_normal(),
+        kernel_initializer=blocks.kaiming_normal(_CONV_FAN_MODE),
         name="stem_conv",
     )(x)
     x = blocks.batch_norm(x, name="stem_bn")
@@ -67,8 +72,13 @@ def imagenet_resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=Non
     stage (56x56x64, 28x28x128, 14x14x256 and 7x7x512 for a 224x224 input; ``"stage4"``
     equals ``features``), for :func:`~iekd_keras.models.with_taps`.
     Trainable parameters match torchvision exactly (11,689,512 and 21,797,672 with 1000
-    classes). Weight initialisation, batch-norm settings and padding follow the PyTorch
-    conventions of the other backbones in this package.
+    classes). Initialisation is that of torchvision's ``ResNet.__init__``
+    (``torchvision/models/resnet.py``) with its default ``zero_init_residual=False``: every
+    convolution (stem, block and 1x1 shortcut) ``kaiming_normal_(mode="fan_out",
+    nonlinearity="relu")``, i.e. normal with std ``sqrt(2 / (kh * kw * out_channels))``; every
+    batch norm weight 1 and bias 0 (the last one of each block included); the dense layer
+    keeps ``nn.Linear``'s default, weight and bias uniform in ``+-1 / sqrt(512)``. Batch norm
+    uses PyTorch's momentum (0.9 in Keras terms) and epsilon 1e-5; padding is PyTorch's.
 
     Args:
         depth: 18 or 34.
@@ -112,5 +122,12 @@ def imagenet_resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=Non
         x = blocks.stage_output(x, stage)
     features = blocks.features_output(x)
 
-    logits = blocks.classifier_head(features, num_classes)
+    # nn.Linear's default for both the weight and the bias.
+    fan_in = _STAGE_WIDTHS[-1]
+    logits = blocks.classifier_head(
+        features,
+        num_classes,
+        kernel_initializer=blocks.pytorch_linear_uniform(fan_in),
+        bias_initializer=blocks.pytorch_linear_uniform(fan_in),
+    )
     return keras.Model(inputs=inputs, outputs=[logits, features], name=name)

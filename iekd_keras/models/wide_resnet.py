@@ -5,6 +5,8 @@ import keras
 from iekd_keras.models import _building_blocks as blocks
 
 _GROUP_STRIDES = (1, 2, 2)
+# Every convolution of the reference: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+_CONV_FAN_MODE = "fan_out"
 
 
 def _wide_block(x, planes, strides, dropout_rate, prefix):
@@ -16,14 +18,19 @@ def _wide_block(x, planes, strides, dropout_rate, prefix):
     if not equal_in_out:
         x = preactivated
 
-    out = blocks.conv3x3(preactivated, planes, strides, name=f"{prefix}_conv1")
+    out = blocks.conv3x3(
+        preactivated, planes, strides, name=f"{prefix}_conv1", fan_mode=_CONV_FAN_MODE
+    )
     out = blocks.batch_norm(out, name=f"{prefix}_bn2")
     out = blocks.relu(out, name=f"{prefix}_relu2")
     if dropout_rate > 0:
         out = keras.layers.Dropout(dropout_rate, name=f"{prefix}_dropout")(out)
-    out = blocks.conv3x3(out, planes, 1, name=f"{prefix}_conv2")
+    out = blocks.conv3x3(out, planes, 1, name=f"{prefix}_conv2", fan_mode=_CONV_FAN_MODE)
 
-    residual = x if equal_in_out else blocks.conv1x1(x, planes, strides, f"{prefix}_shortcut")
+    if equal_in_out:
+        residual = x
+    else:
+        residual = blocks.conv1x1(x, planes, strides, f"{prefix}_shortcut", fan_mode=_CONV_FAN_MODE)
     return keras.layers.Add(name=f"{prefix}_add")([out, residual])
 
 
@@ -36,8 +43,14 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
     to both the first 3x3 convolution and a 1x1 projection shortcut; otherwise the shortcut
     is the untouched input. After the last group a BN-ReLU gives ``features`` (layer
     ``"features"``, 8x8x(64 * width) for a 32x32 input), then global average pooling and a
-    dense layer give logits without softmax. Initialisation and batch-norm settings follow
-    PyTorch defaults (Kaiming-normal fan-in kernels, momentum 0.9, epsilon 1e-5).
+    dense layer give logits without softmax. Initialisation is that of ``WideResNet.__init__``
+    in ``model/wide_resnet.py`` of the IE-KD authors' repository
+    (aliyun/Revisiting-Knowledge-Distillation-an-Inheritance-and-Exploration-Framework): every
+    convolution (stem, block and 1x1 shortcut) ``kaiming_normal_(mode="fan_out",
+    nonlinearity="relu")``, i.e. normal with std ``sqrt(2 / (kh * kw * out_channels))``; batch
+    norm weight 1 and bias 0; the dense kernel keeps ``nn.Linear``'s default, uniform in
+    ``+-1 / sqrt(64 * width)``, and the dense bias is zero. Batch norm uses PyTorch's
+    momentum (0.9 in Keras terms) and epsilon 1e-5.
     Stage taps: parameter-free layers ``"stage1"``, ``"stage2"`` and ``"stage3"`` hold the
     output of each group (its last block's residual sum, before any BN-ReLU: 32x32, 16x16 and
     8x8 for a 32x32 input), the points where the official attention-transfer code takes its
@@ -80,7 +93,7 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
         name = f"wrn_{depth}_{width}"
 
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    x = blocks.conv3x3(inputs, 16, 1, name="stem_conv")
+    x = blocks.conv3x3(inputs, 16, 1, name="stem_conv", fan_mode=_CONV_FAN_MODE)
     groups = zip(group_widths, _GROUP_STRIDES, strict=True)
     for group, (planes, group_strides) in enumerate(groups, 1):
         for index in range(1, blocks_per_group + 1):
@@ -95,5 +108,11 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
     x = blocks.batch_norm(x, name="final_bn")
     features = blocks.relu(x, name="features")
 
-    logits = blocks.classifier_head(features, num_classes)
+    # The reference keeps nn.Linear's default weight and zeroes the bias.
+    logits = blocks.classifier_head(
+        features,
+        num_classes,
+        kernel_initializer=blocks.pytorch_linear_uniform(group_widths[-1]),
+        bias_initializer="zeros",
+    )
     return keras.Model(inputs=inputs, outputs=[logits, features], name=name)
