@@ -44,6 +44,52 @@ def test_leading_activation_keeps_negative_slope():
     np.testing.assert_allclose(ops.convert_to_numpy(encoder.input_activation(negative)), -0.1)
 
 
+def leaky_relu(x, slope=0.1):
+    return np.where(x >= 0, x, slope * x)
+
+
+def conv3x3_same(x, kernel):
+    """Cross-correlation with one pixel of zero padding, as Keras' Conv2D(padding="same")."""
+    height, width = x.shape[1:3]
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    return sum(
+        padded[:, dy : dy + height, dx : dx + width, :] @ kernel[dy, dx]
+        for dy in range(3)
+        for dx in range(3)
+    )
+
+
+def encoder_reference(encoder, x, leading_slope=0.1):
+    """The encoder's inference-mode output from its own weights, in float64 numpy."""
+    x = leaky_relu(x.astype("float64"), leading_slope)
+    for conv, norm in zip(encoder.convs, encoder.norms, strict=True):
+        gamma, beta, mean, variance = (
+            ops.convert_to_numpy(v).astype("float64")
+            for v in (norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance)
+        )
+        x = conv3x3_same(x, ops.convert_to_numpy(conv.kernel).astype("float64"))
+        x = leaky_relu((x - mean) / np.sqrt(variance + norm.epsilon) * gamma + beta)
+    return x
+
+
+def test_encoder_output_starts_with_leaky_relu_of_slope_0_1():
+    encoder = FactorEncoder(4)
+    encoder.build((None, 6, 6, 5))
+    rng = np.random.default_rng(3)
+    for norm in encoder.norms:  # non-trivial statistics, so every BatchNorm term counts
+        channels = norm.gamma.shape[0]
+        norm.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+        norm.beta.assign(rng.normal(size=channels).astype("float32"))
+        norm.moving_mean.assign(rng.normal(size=channels).astype("float32"))
+        norm.moving_variance.assign(rng.uniform(0.5, 2.0, channels).astype("float32"))
+    x = rng.normal(size=(2, 6, 6, 5)).astype("float32")  # half the inputs are negative
+    output = ops.convert_to_numpy(encoder(x, training=False))
+    np.testing.assert_allclose(output, encoder_reference(encoder, x), rtol=1e-4, atol=1e-5)
+    # Without the leading activation, or with another slope, the output is far from this one.
+    for changed in (encoder_reference(encoder, x, 1.0), encoder_reference(encoder, x, 0.2)):
+        assert np.abs(changed - output).max() > 0.01
+
+
 def test_autoencoder_shapes_and_mirrored_decoder():
     autoencoder = FactorAutoencoder(8)
     factor, reconstruction = autoencoder(FEATURES)

@@ -69,7 +69,7 @@ def test_features_are_the_map_fed_to_global_average_pooling():
     )
 
 
-def test_depthwise_kernels_use_pytorch_fan_in_of_nine():
+def test_depthwise_kernels_use_released_dw_conv_init_std():
     model = cifar_mobilenet()
     kernel = np.asarray(model.get_layer("block13_depthwise").kernel)  # 3x3x1024x1
     assert kernel.std() == pytest.approx(np.sqrt(2.0 / 9.0), rel=0.05)
