@@ -76,3 +76,68 @@ def test_invalid_data_is_refused():
         )
     with pytest.raises(ValueError, match="test_fraction=1.5 must lie strictly between"):
         load_digits(test_fraction=1.5)
+
+
+def crop_flip_candidates(image, padding):
+    """Every image pad_crop_flip can make from `image`, keyed by (row offset, column offset,
+    flipped): reflect padding, then a crop back to the input size, then maybe a flip."""
+    height, width = image.shape[:2]
+    padded = np.pad(image, [(padding, padding), (padding, padding), (0, 0)], mode="reflect")
+    candidates = {}
+    for dy in range(2 * padding + 1):
+        for dx in range(2 * padding + 1):
+            crop = padded[dy : dy + height, dx : dx + width]
+            candidates[(dy, dx, False)] = crop
+            candidates[(dy, dx, True)] = crop[:, ::-1]
+    return candidates
+
+
+def crops_and_flips_by_index(data, batches):
+    """For each epoch's single batch, the (offset, flip) that produced each example's image."""
+    mean, std = np.asarray(data.mean), np.asarray(data.std)
+    drawn = []
+    for (images, indices), _ in batches:
+        epoch = {}
+        for augmented, index in zip(images.numpy(), indices.numpy(), strict=True):
+            candidates = crop_flip_candidates(data.train_images[index], data.padding)
+            matches = [
+                key
+                for key, candidate in candidates.items()
+                if np.allclose((candidate / 255 - mean) / std, augmented, atol=1e-5)
+            ]
+            assert len(matches) == 1, (index, matches)
+            epoch[int(index)] = matches[0]
+        drawn.append(epoch)
+    return drawn
+
+
+def test_each_epoch_draws_new_crops_and_flips_and_a_resumed_epoch_replays_them():
+    rng = np.random.default_rng(0)
+    count = 12
+    # Noise images: every crop and flip of every example is a distinct image.
+    images = rng.integers(0, 256, size=(count, 6, 6, 3)).astype("float32")
+    data = ImageData(
+        "noise",
+        images,
+        np.zeros(count, "int64"),
+        images[:1],
+        np.zeros(1, "int64"),
+        2,
+        (0.5, 0.5, 0.5),
+        (0.25, 0.25, 0.25),
+        padding=2,
+    )
+    full = list(data.train_dataset(count, seed=3, epochs=3, with_index=True))
+    assert len(full) == 3  # one batch per epoch
+    epochs = crops_and_flips_by_index(data, full)
+    assert all(sorted(epoch) == list(range(count)) for epoch in epochs)
+    # 50 (offset, flip) pairs: the same example keeps its pair by chance only 1 time in 50.
+    for earlier, later in ((0, 1), (1, 2)):
+        redrawn = [epochs[earlier][i] != epochs[later][i] for i in range(count)]
+        assert sum(redrawn) >= count - 2, (epochs[earlier], epochs[later])
+    # Resuming at epoch 1 replays that epoch's crops and flips exactly.
+    resumed = list(data.train_dataset(count, seed=3, epochs=2, start_epoch=1, with_index=True))
+    assert crops_and_flips_by_index(data, resumed) == [epochs[1]]
+    (replayed, _), _ = resumed[0]
+    (original, _), _ = full[1]
+    np.testing.assert_array_equal(replayed.numpy(), original.numpy())
