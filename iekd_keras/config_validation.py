@@ -9,6 +9,7 @@ from iekd_keras.distribution import PRECISIONS, STRATEGIES
 from iekd_keras.layers.factor_distance import METRICS
 from iekd_keras.layers.feature_split import MODES
 from iekd_keras.recipes import base_config
+from iekd_keras.reconstruction import RECONSTRUCTIONS, RENAMED
 
 
 def _positive(value):
@@ -57,7 +58,7 @@ RANGES = {
     "autoencoder.factor_channels": _positive,
     "autoencoder.epochs": _positive,
     "autoencoder.learning_rate": _positive,
-    "autoencoder.reconstruction": _one_of("l1", "l2"),
+    "autoencoder.reconstruction": _one_of(*RECONSTRUCTIONS),
     "student.epochs": _positive,
     "distiller.lambda_inh": _non_negative,
     "distiller.lambda_exp": _non_negative,
@@ -74,7 +75,7 @@ RANGES = {
     "mutual.lambda_exp": _non_negative,
     "mutual.peer_factor": _one_of("autoencoder", "inheritance"),
     "mutual.factor_channels": _positive,
-    "mutual.reconstruction": _one_of("l1", "l2"),
+    "mutual.reconstruction": _one_of(*RECONSTRUCTIONS),
     "mutual.update_mode": _one_of("alternating", "simultaneous"),
     "mutual.export_peer": _one_of(1, 2),
 }
@@ -104,6 +105,7 @@ def validate_config(config, reference=None):
     """
     reference = reference or base_config()
     _check_keys_and_types(config, reference, prefix="")
+    _check_renamed_reconstructions(config)
     for path, check in RANGES.items():
         value = _get(config, path)
         if value is None:
@@ -118,6 +120,13 @@ def validate_config(config, reference=None):
     if config.data.name == "image_folder" and not config.data.directory:
         raise ConfigError("config.data.directory must be set for data.name='image_folder'.")
     return config
+
+
+def _check_renamed_reconstructions(config):
+    for path in ("autoencoder.reconstruction", "mutual.reconstruction"):
+        value = _get(config, path)
+        if isinstance(value, str) and value in RENAMED:
+            raise ConfigError(f"config.{path}={value!r} {RENAMED[value]}")
 
 
 def _get(config, path):

@@ -18,10 +18,10 @@ from iekd_keras.layers import (
     InheritanceLoss,
 )
 from iekd_keras.optimizers.peer_optimizer import PeerOptimizer
+from iekd_keras.reconstruction import check_reconstruction, reconstruction_share
 
 PEER_FACTORS = ("autoencoder", "inheritance")
 UPDATES = ("alternating", "simultaneous")
-RECONSTRUCTIONS = ("l1", "l2")
 PEERS = (0, 1)
 
 
@@ -61,8 +61,8 @@ class MutualDistiller(TermModel):
       stop-gradient. How F_-k is made is not in the released code (method notes §5):
       - `peer_factor="autoencoder"` (default; the notes' choice (a), an assumption): every peer
         has a `FactorAutoencoder` on its own full feature map, trained online; its encoder
-        output is the factor the other peer compares against. `reconstruction_k` is the L1
-        (or L2) reconstruction error of peer k's auto-encoder on peer k's features under
+        output is the factor the other peer compares against. `reconstruction_k` is the
+        reconstruction error (`reconstruction`) of peer k's auto-encoder on peer k's features under
         stop-gradient: it trains that auto-encoder only, and is part of peer k's update. In
         training the auto-encoder runs once, in training mode: the same factor is its code
         and the other peer's target.
@@ -109,7 +109,8 @@ class MutualDistiller(TermModel):
         lambda_exp: weight of the exploration term (default 0: IE off); number or schedule.
         peer_factor: "autoencoder" (default) or "inheritance", see above.
         factor_channels: channels of every factor (default 32, as IE-KD on CIFAR).
-        reconstruction: "l1" (default, the released code) or "l2" (mean squared error).
+        reconstruction: the auto-encoders' reconstruction error, "l1" (default, as the released
+            code trains its auto-encoders), "mse" or "rms"; see `iekd_keras.reconstruction`.
         split_mode: "natural" (default) or "random"; see `FeatureSplit`.
         split_ratio: fraction of channels that inherit (default 0.5).
         split_seed: seed of the random split; both peers draw with it, so a seed gives both the
@@ -159,10 +160,10 @@ class MutualDistiller(TermModel):
         for name, value, choices in (
             ("peer_factor", peer_factor, PEER_FACTORS),
             ("update", update, UPDATES),
-            ("reconstruction", reconstruction, RECONSTRUCTIONS),
         ):
             if value not in choices:
                 raise ValueError(f"{name}={value!r} is not supported; expected one of {choices}.")
+        check_reconstruction(reconstruction)
         if isinstance(temperature, bool) or not isinstance(temperature, int | float):
             raise ValueError(f"temperature={temperature!r} must be a positive number.")
         if not temperature > 0:
@@ -505,18 +506,13 @@ class MutualDistiller(TermModel):
             autoencoder = self.autoencoders[index]
             if needs_split:
                 factor, reconstructed = autoencoder(own_features, training=training)
-                values["reconstruction", index] = self._reconstruction_share(
-                    reconstructed, own_features
+                values["reconstruction", index] = reconstruction_share(
+                    reconstructed, own_features, self.reconstruction
                 )
                 values["factor", index] = factor
             elif index in targets:
                 values["factor", index] = autoencoder.encoder(own_features, training=training)
         return values
-
-    def _reconstruction_share(self, reconstructed, features):
-        error = ops.cast(reconstructed, "float32") - ops.cast(features, "float32")
-        error = ops.abs(error) if self.reconstruction == "l1" else ops.square(error)
-        return replicas.mean_share(ops.sum(error), ops.size(error))
 
     def compute_terms(self, x, y, training):
         """Every term of both peers from one forward, plus "loss"; in evaluation (unless

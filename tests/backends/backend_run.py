@@ -47,7 +47,7 @@ def build(trainer):
             # coders trained on moving peer features the mutual stage meets such elements
             # (measured: 8.6e-5 between two TensorFlow runs); squared errors keep the
             # comparison tight. The Distiller and auto-encoder runs keep the L1 defaults.
-            reconstruction="l2",
+            reconstruction="mse",
             p=2.0,
         )
         return model.compile(optimizer=optimizer, metrics=["accuracy"])

@@ -24,14 +24,21 @@ def test_l1_reconstruction_golden_value(teacher):
     assert logs["loss"] == logs["reconstruction_loss"]
 
 
-def test_l2_option_is_mean_squared_error(teacher):
+@pytest.mark.parametrize(
+    "reconstruction, numpy_form",
+    [
+        ("mse", lambda error: np.mean(error**2)),
+        ("rms", lambda error: np.sqrt(np.mean(error**2))),  # over the whole batch at once
+    ],
+)
+def test_squared_options_are_mse_and_rms(teacher, reconstruction, numpy_form):
     images, _ = tiny_batches(8)
-    trainer = FactorAutoencoderTrainer(teacher, factor_channels=4, reconstruction="l2")
+    trainer = FactorAutoencoderTrainer(teacher, factor_channels=4, reconstruction=reconstruction)
     terms, _ = trainer.compute_terms(images, None, training=False)
     features = ops.convert_to_numpy(teacher(images, training=False)[1])
     reconstruction = ops.convert_to_numpy(trainer.autoencoder(features, training=False)[1])
     np.testing.assert_allclose(
-        float(terms["loss"]), np.mean((reconstruction - features) ** 2), rtol=1e-5
+        float(terms["loss"]), numpy_form(reconstruction - features), rtol=1e-5
     )
 
 
@@ -66,3 +73,5 @@ def test_traced_fit_and_round_trip(teacher, tmp_path):
 def test_unknown_reconstruction_is_refused(teacher):
     with pytest.raises(ValueError, match="reconstruction='l3' is not supported"):
         FactorAutoencoderTrainer(teacher, reconstruction="l3")
+    with pytest.raises(ValueError, match="reconstruction='l2' was renamed: choose 'mse'"):
+        FactorAutoencoderTrainer(teacher, reconstruction="l2")

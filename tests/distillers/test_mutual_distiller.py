@@ -297,6 +297,25 @@ def test_ie_terms_compare_with_the_peer_factor(peer_factor):
         assert logs[f"{prefix}_loss"] == pytest.approx(total, rel=1e-5)
 
 
+@pytest.mark.parametrize(
+    "reconstruction, numpy_form",
+    [
+        ("l1", lambda error: np.mean(np.abs(error))),
+        ("mse", lambda error: np.mean(error**2)),
+        ("rms", lambda error: np.sqrt(np.mean(error**2))),
+    ],
+)
+def test_reconstruction_term_is_the_chosen_error(reconstruction, numpy_form):
+    images, labels = tiny_batches(8)
+    mutual = make_mutual(reconstruction=reconstruction, peers_in_evaluation_terms=True, **IE)
+    logs = mutual.evaluate(images, labels, batch_size=8, verbose=0, return_dict=True)
+    for index, peer in enumerate(mutual.peers):
+        features = ops.convert_to_numpy(peer(images, training=False)[1])
+        _, reconstructed = mutual.autoencoders[index](features, training=False)
+        expected = numpy_form(ops.convert_to_numpy(reconstructed) - features)
+        assert logs[f"peer{index + 1}_reconstruction_loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_batchnorm_statistics_of_both_peers_update():
     images, labels = tiny_batches(16)
     mutual = make_mutual(**IE)
@@ -612,6 +631,7 @@ def test_structure_and_refusals():
         ("update", "sequential", "update"),
         ("peer_factor", "teacher", "peer_factor"),
         ("reconstruction", "l3", "reconstruction"),
+        ("reconstruction", "l2", "reconstruction='l2' was renamed"),
         ("temperature", 0.0, "temperature"),
         ("kl_weight", -1.0, "kl_weight"),
         ("split_mode", "shuffled", "split mode"),
