@@ -1,9 +1,15 @@
 """CIFAR-100 IE-DML: resnet32 <-> resnet32, both trained from scratch together.
 
-Objective of peer k: CE_k + KL(p_-k || p_k) + 50 * D_1(F_k_inh, F_-k) - 50 * D_1(F_k_exp, F_-k), with F_-k the
-peer's online auto-encoder factor (an assumption, method notes §5).
+`config/DML/cifar100/resnet32.yaml`: two ResNet-32s with the released default option A (the yaml
+sets no option). The yaml leaves kl_loss_weight at the released code's default 0, which would
+train the two nets independently; the KL weight here is DML's 1, as in
+`config/DML/cifar100/resnet56-20.yaml`, the one DML yaml that sets it.
+Objective of peer k: CE_k + KL(p_-k || p_k) + 50 * D_1(F_k_inh, F_-k) - 50 * D_1(F_k_exp, F_-k),
+with F_-k the peer's online auto-encoder factor (an assumption, method notes §5; the released
+code has no IE-DML).
 Recipe of the released DML configs: 200 epochs, GLOBAL batch 64 on ONE device, Nesterov SGD
-0.1 x0.1 at epochs 60/120/180, coupled weight decay 5e-4, alternating updates.
+0.1 x0.1 at epochs 60/120/180, coupled weight decay 5e-4, alternating updates (peer 1 first).
+Field-by-field comparison with the released yaml: docs/config_audit.md.
 
     python scripts/train.py --config=configs/cifar100_iedml_resnet32_resnet32.py --workdir=runs/cifar100_iedml_resnet32_resnet32
     python scripts/train.py --config=configs/cifar100_iedml_resnet32_resnet32.py:smoke --workdir=/tmp/cifar100_iedml_resnet32_resnet32

@@ -5,6 +5,8 @@ The released code has no ImageNet part. This follows the common recipe of compar
 weight decay 1e-4; the teacher factor coder maps 512 -> 256 channels (FT's rate 0.5, an
 assumption) and is pre-trained for 5 epochs (an assumption); lambda_inh = lambda_exp = 50.
 Assumes 8 GPUs (32 images each) under MirroredStrategy; the LR is NOT scaled by batch size.
+The student learns from the teacher's best epoch on the validation set, from epoch 20 on (the
+released CIFAR rule, an assumption here).
 
     python scripts/train.py --config=configs/imagenet_resnet34_resnet18.py \
         --workdir=runs/imagenet --config.data.manual_dir=/path/to/imagenet_tars

@@ -66,3 +66,18 @@ def test_methods_set_their_objectives():
     assert "50 * D_1(F_exp, F_T)" in formula("ie_ft")
     with pytest.raises(ValueError, match=r"Unknown method 'ie_kdd'.*Did you mean 'ie_kd'\?"):
         apply_method(base_config(), "ie_kdd")
+
+
+def test_kd_settings_come_from_the_config():
+    released_cifar10 = {"temperature": 20.0, "alpha": 0.95}
+    config = apply_method(base_config(), "ie_kd", kd=released_cifar10)
+    assert config.distillation_losses == ({"type": "kd", "kwargs": released_cifar10},)
+    assert config.distiller.student_loss_weight == 0.05
+    assert config.distiller.lambda_inh == 50.0
+    assert formula("kd", kd=released_cifar10).startswith("0.05 * CE + 0.95 * T^2 * KL")
+    assert formula("kd", kd=released_cifar10).endswith("T = 20")
+    assert formula("kd") == "0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4"
+    # Other methods keep CE at weight 1 whatever the KD settings.
+    assert apply_method(base_config(), "ft", kd=released_cifar10).distiller.student_loss_weight == 1
+    with pytest.raises(ValueError, match=r"unknown keys \['T'\]; expected only \['alpha', 'temp"):
+        apply_method(base_config(), "kd", kd={"T": 20.0})
