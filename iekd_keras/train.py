@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from iekd_keras import multi_worker
+from iekd_keras import multi_worker, stage_objects
 from iekd_keras import results as run_records
 from iekd_keras.batchnorm_sync import set_synchronized
 from iekd_keras.callbacks import (
@@ -25,7 +25,6 @@ from iekd_keras.diagnostics import FactorSimilarityLogger
 from iekd_keras.distillers import (
     Distiller,
     FactorAutoencoderTrainer,
-    MutualDistiller,
     StandaloneTrainer,
 )
 from iekd_keras.distribution import (
@@ -37,8 +36,9 @@ from iekd_keras.distribution import (
 from iekd_keras.evaluation import load_two_output_model
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.methods import build_distillation_losses
-from iekd_keras.models import get_model, with_taps
+from iekd_keras.models import get_model
 from iekd_keras.optimizers import CoupledWeightDecaySGD
+from iekd_keras.preflight import check_run
 from iekd_keras.run_directory import prepare_workdir
 from iekd_keras.schedules import epoch_step_decay
 
@@ -82,15 +82,17 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
         # Other workers keep their own backups and bookkeeping; only the chief's files are the
         # run's checkpoints, logs, results and exports.
         workdir = Path(workdir) / "workers" / str(multi_worker.task()[1])
-    workdir = prepare_workdir(workdir, config, allow_config_change)
-    _seed_everything(config)
     set_precision(config.precision)
     check_jit_compile(config.jit_compile, strategy, config.get("deterministic", False))
     data = data if data is not None else load_dataset(config.data)
+    # Fail fast: every model of the remaining stages is built and paired before any stage
+    # trains or writes (the workdir is only read); it seeds nothing and leaves no names behind.
+    check_run(config, data, workdir, strategy.num_replicas_in_sync)
+    workdir = prepare_workdir(workdir, config, allow_config_change)
+    _seed_everything(config)
     started = time.perf_counter()
     stages = {}
     with strategy.scope():
-        _check_batch_split(config, strategy)
         if config.method == "dml":
             peers = _mutual_stage(config, workdir, data, stages)
             student = peers[config.mutual.export_peer - 1]
@@ -132,16 +134,6 @@ def _seed_everything(config):
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-def _check_batch_split(config, strategy):
-    replicas = strategy.num_replicas_in_sync
-    for key in ("batch_size", "eval_batch_size"):
-        if config[key] % replicas:
-            raise ValueError(
-                f"config.{key}={config[key]} is not divisible by the {replicas} replicas of the "
-                "distribution strategy; use a multiple of the replica count."
-            )
 
 
 def _teacher_sanity_gate(config, data, summary):
@@ -413,11 +405,7 @@ def _autoencoder_stage(config, workdir, data, teacher):
     stage = "autoencoder"
     summary = _finished(workdir, stage)
     if summary is None:
-        trainer = FactorAutoencoderTrainer(
-            teacher,
-            autoencoder=FactorAutoencoder(config.autoencoder.factor_channels, name="autoencoder"),
-            reconstruction=config.autoencoder.reconstruction,
-        )
+        trainer = stage_objects.autoencoder_trainer(config, teacher)
         summary = _fit_stage(
             stage,
             trainer,
@@ -442,14 +430,11 @@ def _student_stage(config, workdir, data, teacher, autoencoder):
     summary = _finished(workdir, stage)
     if summary is None:
         student = _new_model(config.student.model, data, config.seed + 1)
-        distiller = Distiller(
-            _tapped(teacher, config.teacher.get("taps", ())),
-            _tapped(student, config.student.get("taps", ())),
-            autoencoder.encoder,
-            distillation_losses=build_distillation_losses(
-                config.get("distillation_losses", ()), data.num_train_examples
-            ),
-            **config.distiller.to_dict(),
+        terms = build_distillation_losses(
+            config.get("distillation_losses", ()), data.num_train_examples
+        )
+        distiller = stage_objects.student_distiller(
+            config, teacher, student, autoencoder.encoder, terms
         )
         summary = _fit_student_recipe(stage, distiller, config, workdir, data)
     return _student_result(stage, summary, config, workdir)
@@ -492,22 +477,10 @@ def _mutual_stage(config, workdir, data, stages):
     mutual = config.mutual
     summary = _finished(workdir, stage)
     if summary is None:
-        distiller = MutualDistiller(
+        distiller = stage_objects.mutual_distiller(
+            config,
             _new_model(mutual.peer1, data, config.seed),
             _new_model(mutual.peer2, data, config.seed + 1),
-            kl_weight=mutual.kl_weight,
-            temperature=mutual.temperature,
-            lambda_inh=mutual.lambda_inh,
-            lambda_exp=mutual.lambda_exp,
-            peer_factor=mutual.peer_factor,
-            factor_channels=mutual.factor_channels,
-            reconstruction=mutual.reconstruction,
-            split_mode=config.distiller.split_mode,
-            split_ratio=config.distiller.split_ratio,
-            split_seed=config.distiller.split_seed,
-            p=config.distiller.p,
-            distance_metric=config.distiller.distance_metric,
-            update=mutual.update_mode,
         )
         summary = _fit_stage(
             stage,
@@ -534,11 +507,6 @@ def _mutual_stage(config, workdir, data, stages):
             "final_logs": summary.get("final_logs", {}),
         }
     return peers
-
-
-def _tapped(model, taps):
-    """The model with its named intermediate outputs added (one forward pass)."""
-    return with_taps(model, list(taps)) if taps else model
 
 
 def _new_model(name, data, seed):
