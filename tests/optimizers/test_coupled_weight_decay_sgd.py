@@ -1,4 +1,4 @@
-"""CoupledWeightDecaySGD reproduces PyTorch's SGD(momentum, nesterov, weight_decay) step for step."""
+"""CoupledWeightDecaySGD equals PyTorch's SGD(momentum, nesterov, weight_decay) step for step."""
 
 import json
 
@@ -51,9 +51,7 @@ def random_problem(seed=0):
     rng = np.random.default_rng(seed)
     shapes = [(3,), (2, 2), (5,)]
     starts = [(rng.uniform(2, 3, s) * rng.choice([-1, 1], s)).astype("float32") for s in shapes]
-    gradients = [
-        [rng.normal(0, 0.05, s).astype("float32") for s in shapes] for _ in range(STEPS)
-    ]
+    gradients = [[rng.normal(0, 0.05, s).astype("float32") for s in shapes] for _ in range(STEPS)]
     return starts, gradients
 
 
@@ -71,7 +69,8 @@ def test_matches_pytorch_across_learning_rate_drops(nesterov, decay, rate_source
     for step, step_gradients in enumerate(gradients):
         if rate_source == "assigned":
             optimizer.learning_rate = RATES[step]
-        optimizer.apply_gradients(zip(map(ops.convert_to_tensor, step_gradients), variables))
+        tensors = [ops.convert_to_tensor(gradient) for gradient in step_gradients]
+        optimizer.apply_gradients(zip(tensors, variables, strict=True))
     expected = torch_style_sgd(starts, gradients, RATES, 0.9, decay, nesterov)
     for variable, want in zip(variables, expected, strict=True):
         np.testing.assert_allclose(ops.convert_to_numpy(variable), want, rtol=1e-6, atol=0)
