@@ -306,3 +306,46 @@ def test_terms_needing_indices_get_them(teacher, student, teacher_encoder):
     np.testing.assert_array_equal(seen["indices"], indices)
     with pytest.raises(ValueError, match="needs the examples' dataset indices"):
         distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+
+
+def dropout_teacher():
+    """A teacher whose outputs depend on `training`: Dropout(0.5) before its feature map."""
+    inputs = keras.Input((8, 8, 3), name="images")
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.Dropout(0.5, name="dropout")(x)
+    features = keras.layers.ReLU(name="features")(x)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    logits = keras.layers.Dense(3, name="logits")(pooled)
+    return keras.Model(inputs, [logits, features], name="dropout_teacher")
+
+
+def test_train_step_runs_the_teacher_in_inference_mode(student):
+    teacher = dropout_teacher()
+    autoencoder = FactorAutoencoder(4)
+    autoencoder.build(teacher.outputs[1].shape)
+    seen = {}
+
+    class TeacherProbe:
+        name = "teacher_probe"
+
+        def __call__(self, teacher_outputs, student_outputs, batch):
+            seen.update({key: ops.convert_to_numpy(v) for key, v in teacher_outputs.items()})
+            return ops.zeros(())
+
+    images, labels = tiny_batches(8)
+    distiller = make_distiller(
+        teacher, student, autoencoder.encoder, distillation_losses=[TeacherProbe()]
+    )
+    distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    logits, features = teacher(images, training=False)
+    expected = {
+        "logits": logits,
+        "features": features,
+        "factor": autoencoder.encoder(features, training=False),
+    }
+    assert set(seen) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(seen[key], ops.convert_to_numpy(value), rtol=1e-5, atol=1e-6)
+    # In training mode the teacher drops half its activations: far from the values above.
+    dropped = ops.convert_to_numpy(teacher(images, training=True)[1])
+    assert np.abs(dropped - ops.convert_to_numpy(features)).max() > 0.1
