@@ -34,6 +34,11 @@ from iekd_keras.distribution import (
     set_precision,
 )
 from iekd_keras.evaluation import load_two_output_model
+from iekd_keras.interruption import (
+    EpochTracker,
+    InterruptSafeBackupAndRestore,
+    name_interruption,
+)
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.methods import build_distillation_losses
 from iekd_keras.models import get_model
@@ -241,7 +246,8 @@ def _fit_stage(
     start_epoch = _backup_epoch(backup_dir)
     # Order matters at each epoch end: the CSV row and checkpoints are written before the
     # backup, so a kill in between makes the resumed run redo (and re-log) that epoch.
-    callbacks = [NonFiniteLossGuard(stage), ThroughputLogger(data.num_train_examples)]
+    tracker = EpochTracker(start_epoch)  # names the epoch if Ctrl-C stops the stage
+    callbacks = [tracker, NonFiniteLossGuard(stage), ThroughputLogger(data.num_train_examples)]
     if getattr(trainer, "use_ie", False) and isinstance(trainer, Distiller):
         # The paper's CKA diagnostic on a fixed batch of test images, logged every epoch.
         images, _ = next(iter(data.test_dataset(min(256, config.eval_batch_size))))
@@ -265,7 +271,7 @@ def _fit_stage(
     callbacks += [
         keras.callbacks.CSVLogger(str(log_path), append=True),
         keras.callbacks.TensorBoard(str(workdir / "tensorboard" / stage)),
-        keras.callbacks.BackupAndRestore(
+        InterruptSafeBackupAndRestore(
             str(backup_dir), delete_checkpoint=False, double_checkpoint=True
         ),
         RestoredStateCheck(backup_dir, steps_per_epoch),
@@ -280,7 +286,10 @@ def _fit_stage(
     extra = {"augmentation": augmentation} if augmentation else {}
     if getattr(trainer, "needs_indices", False):
         extra["with_index"] = True  # CRD-like terms need each example's dataset index
-    with multi_worker.reraise_lost_worker(stage, backup_dir):
+    with (
+        name_interruption(stage, tracker, epochs, backup_dir),
+        multi_worker.reraise_lost_worker(stage, backup_dir),
+    ):
         trainer.fit(
             data.train_dataset(batch_size, config.seed, epochs, start_epoch=start_epoch, **extra),
             epochs=epochs,
