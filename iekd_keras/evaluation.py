@@ -9,21 +9,75 @@ from iekd_keras.data import load_dataset
 from iekd_keras.distillers import StandaloneTrainer
 from iekd_keras.distillers.model_checks import two_output_shapes
 
+# Suffixes Keras reads as legacy HDF5 files rather than .keras zip archives.
+LEGACY_SUFFIXES = (".h5", ".hdf5")
+ZIP_SIGNATURE = b"PK\x03\x04"
+
 
 def load_two_output_model(path, role):
-    """Loads a `.keras` model returning `[logits, features]`, with errors that name the file."""
+    """Loads a `.keras` model returning `[logits, features]`; every failure is one sentence
+    naming the file and what is wrong with it (missing, not a zip archive, truncated, not a
+    Keras model, unloadable, wrong outputs).
+
+    Example:
+        >>> student = load_two_output_model("runs/quickstart/student/best.keras", "student")
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"The {role} checkpoint {str(path)!r} does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"The {role} checkpoint {str(path)!r} is a directory; expected a .keras file."
+        )
+    problem = None if path.suffix in LEGACY_SUFFIXES else keras_file_problem(path)
+    if problem:
+        raise ValueError(f"The {role} checkpoint {str(path)!r} cannot be read: {problem}.")
     try:
         model = keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        detail = " ".join(str(error).split())
         raise ValueError(
-            f"The {role} checkpoint {str(path)!r} cannot be read: it is truncated, corrupted or "
-            f"not a Keras .keras file ({type(error).__name__}: {error})."
+            f"The {role} checkpoint {str(path)!r} cannot be read: Keras fails to load it "
+            f"({type(error).__name__}: {detail})."
         ) from error
     two_output_shapes(model, f"{role} loaded from {str(path)!r},")
     return model
+
+
+def keras_file_problem(path):
+    """What makes `path` unreadable as a `.keras` file (a zip archive holding config.json),
+    or None when it looks like one.
+
+    Example:
+        >>> keras_file_problem("notes.txt")
+        "it is not a Keras .keras file (that is a zip archive; this file starts with b'Some')"
+    """
+    with open(path, "rb") as file:
+        head = file.read(len(ZIP_SIGNATURE))
+    if not head:
+        return "it is empty (0 bytes)"
+    if not zipfile.is_zipfile(path):
+        if head == ZIP_SIGNATURE:
+            return (
+                "it is truncated, corrupted or still being written: it starts as a zip "
+                "archive but its end (the zip directory) is missing"
+            )
+        return (
+            f"it is not a Keras .keras file (that is a zip archive; this file starts with {head!r})"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        return f"it is a damaged zip archive ({error})"
+    if "config.json" not in names:
+        shown = ", ".join(repr(name) for name in names[:3]) or "nothing"
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        return f"it is a zip archive but not a Keras model (no config.json; it holds {shown}{more})"
+    if damaged:
+        return f"it is corrupted: its member {damaged!r} fails the zip checksum"
+    return None
 
 
 def evaluate_checkpoint(path, config, split="test"):

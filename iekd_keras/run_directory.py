@@ -9,6 +9,8 @@ from iekd_keras.results import write_json_atomically
 CONFIG_FILE = "config.json"
 # Keys that may change between a run and its resumption without changing its results.
 NEUTRAL_KEYS = ("verbose",)
+# The refusal names this many differing keys, then counts the rest.
+MAX_DIFFERENCES_SHOWN = 5
 
 
 def _flatten(tree, prefix=""):
@@ -56,11 +58,13 @@ def prepare_workdir(workdir, config, allow_config_change=False):
         recorded = json.loads(recorded_path.read_text())
         differences = config_differences(recorded, current)
         if differences and not allow_config_change:
+            shown = "; ".join(differences[:MAX_DIFFERENCES_SHOWN])
+            if len(differences) > MAX_DIFFERENCES_SHOWN:
+                shown += f"; and {len(differences) - MAX_DIFFERENCES_SHOWN} more"
             raise ValueError(
-                f"The workdir {str(workdir)!r} holds a run made with a different config; "
-                "refusing to resume it. Differences (recorded -> now):\n  "
-                + "\n  ".join(differences)
-                + "\nUse another --workdir, or pass --allow_config_change to resume anyway."
+                f"The workdir {str(workdir)!r} holds a run made with a different config "
+                f"(recorded -> now: {shown}); use another --workdir, or pass "
+                "--allow_config_change to resume it anyway."
             )
     write_json_atomically(recorded_path, current)
     return workdir

@@ -136,8 +136,8 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     changed = config_with(distiller__lambda_inh=25.0, student__epochs=10)
     with pytest.raises(
         ValueError,
-        match=r"(?s)different config.*distiller.lambda_inh: 50.0 -> "
-        r"25.0\n  student.epochs: 15 -> 10\nUse another --workdir",
+        match=r"different config \(recorded -> now: distiller.lambda_inh: 50.0 -> 25.0; "
+        r"student.epochs: 15 -> 10\); use another --workdir, or pass --allow_config_change",
     ):
         prepare_workdir(tmp_path, changed)
     prepare_workdir(tmp_path, changed, allow_config_change=True)
