@@ -1,13 +1,17 @@
 """A markdown table and PNG plots over finished runs (mean ± std over seeds per method).
 
-python scripts/report.py --output=reports/quickstart runs/dml/seed_* runs/iedml/seed_*
+    python scripts/report.py --output=reports/quickstart runs/dml/seed_* runs/iedml/seed_*
+
+Errors are one sentence on stderr (exit code 2 for flag problems, 1 otherwise); IEKD_DEBUG=1
+shows the full traceback.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from _cli import FlagMisuse, run_script  # noqa: E402
+from absl import flags  # noqa: E402
 
 _OUTPUT = flags.DEFINE_string("output", "report", "Directory of report.md and the plots.")
 
@@ -15,7 +19,7 @@ _OUTPUT = flags.DEFINE_string("output", "report", "Directory of report.md and th
 def main(argv):
     workdirs = argv[1:]
     if not workdirs:
-        raise app.UsageError("Give one or more run workdirs (each holding a results.json).")
+        raise FlagMisuse("Give one or more run workdirs (each holding a results.json).")
     from pathlib import Path
 
     from iekd_keras.report import collect_rows, markdown_table, plot_runs
@@ -31,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_script(main, positional=True)

@@ -1,23 +1,30 @@
-"""Runs one config over several seeds, each into a sibling workdir `<workdir>/seed_<n>`.
+r"""Runs one config over several seeds, each into a sibling workdir `<workdir>/seed_<n>`.
 
     python scripts/sweep.py --config=configs/quickstart_dml.py:ie --workdir=runs/iedml \
         --seeds=0,1,2
 
-Each seed's run resumes like scripts/train.py; `scripts/report.py runs/iedml/seed_*` then
-gives mean and standard deviation over the seeds.
+Each seed's run resumes like scripts/train.py (Ctrl-C included); `scripts/report.py
+runs/iedml/seed_*` then gives mean and standard deviation over the seeds. Errors are one
+sentence on stderr (exit code 2 for flag and config problems, 1 for the run's, 130 for
+Ctrl-C); IEKD_DEBUG=1 shows the full traceback.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from _cli import run_script  # noqa: E402
+from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the per-seed runs.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (required).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the per-seed runs (required).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run, comma-separated.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.register_validator(
+    "seeds",
+    lambda seeds: bool(seeds) and all(seed.strip().isdigit() for seed in seeds),
+    message="expected whole numbers >= 0 separated by commas, e.g. --seeds=0,1,2",
+)
 
 
 def main(argv):
@@ -35,4 +42,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_script(main, required=("config", "workdir"), resumable=True)
