@@ -213,7 +213,7 @@ def _teacher_encoder(config, data, workdir, teacher):
         f"config.autoencoder (factor_channels={config.autoencoder.factor_channels}, "
         f"reconstruction={config.autoencoder.reconstruction!r})"
     )
-    trainer = _built(key, f"{_teacher_source(config)}", stage_objects.autoencoder_trainer)(
+    trainer = _built(key, _teacher_source(config), stage_objects.autoencoder_trainer)(
         config, teacher
     )
     _one_forward(trainer, data, "autoencoder", evaluation=False)  # evaluates as it trains
