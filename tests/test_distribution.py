@@ -74,7 +74,9 @@ def test_xla_and_plain_graph_give_the_same_losses():
         "import json; from tests.test_distribution import xla_parity_losses; "
         "print('LOSSES', json.dumps(xla_parity_losses()))"
     )
+    # One thread per pool: a loaded machine then cannot change how a kernel splits its sums.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).parents[1],

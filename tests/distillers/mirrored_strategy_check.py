@@ -1,7 +1,9 @@
 """Fits the Distiller and the FactorAutoencoderTrainer on one device and under MirroredStrategy.
 
 Run as a script by `test_mirrored_strategy.py`: TensorFlow's logical devices must be configured
-before it initialises them, so the two logical CPUs live in this separate process. Each case
+before it initialises them, so the two logical CPUs live in this separate process, with one
+thread each and op determinism (`deterministic_logical_cpus`), so that a loaded machine cannot
+change a kernel's summation order and with it the one-device reference. Each case
 builds one set of initial weights, fits a copy with no strategy (one device) and a copy under
 `MirroredStrategy` over two logical CPUs on the same global batches (13 samples in batches of 8,
 so the last batch of 5 splits 3 + 2), and compares the reported metrics (per epoch and per step)
@@ -22,22 +24,17 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import tensorflow as tf  # noqa: E402
-
-_CPU = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    _CPU, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-)
-
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
 
+from tests.deterministic_cpus import deterministic_logical_cpus  # noqa: E402
+
+DEVICES = deterministic_logical_cpus(2)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 from tiny_models import tiny_batches  # noqa: E402
 
@@ -253,7 +250,7 @@ def main():
         parser.error(f"unknown cases {unknown}; expected any of {CASES}")
 
     start = time.perf_counter()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
     data = tiny_batches(SAMPLES)
     summary = {}
     if "splits" in chosen:

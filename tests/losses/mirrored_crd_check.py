@@ -1,8 +1,10 @@
 """CRD under MirroredStrategy over two logical CPUs against one device, on the same batch.
 
 Run as a script by `test_crd_mirrored.py` (TensorFlow's logical devices must be configured before
-it initialises them). One global batch of 5 examples splits 3 + 2 over the replicas. The
-negatives are a fixed function of each example's index, so both runs contrast the same rows.
+it initialises them; `deterministic_logical_cpus` gives them one thread each and op
+determinism, so that machine load cannot change the numbers). One global batch of 5 examples
+splits 3 + 2 over the replicas. The negatives are a fixed function of each example's index, so
+both runs contrast the same rows.
 Prints a JSON summary: the replica count, the loss of each run, the largest difference between
 every replica's copy of each state variable and the one-device value, and between the copies.
 """
@@ -11,20 +13,15 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import tensorflow as tf  # noqa: E402
-
-_CPU = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    _CPU, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-)
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tests.deterministic_cpus import deterministic_logical_cpus  # noqa: E402
+
+DEVICES = deterministic_logical_cpus(2)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 from iekd_keras.losses import ContrastiveRepresentationDistillation  # noqa: E402
@@ -77,7 +74,7 @@ def main():
     weights = single.get_weights()
     single_loss = float(tf.function(lambda: step(single, teacher, student, indices))())
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
     with strategy.scope():
         mirrored = build()
     mirrored.set_weights(weights)
