@@ -207,6 +207,11 @@ def _split_config_arguments(argv, name):
         takes_next = takes_next and not argv[index + 1].startswith("-")
         if value is None and takes_next:
             value, index = "=" + argv[index + 1], index + 1
+        if key and config_arg is None:
+            raise BadConfig(
+                f"{token} comes before --{name}=<file>; give --{name} first, as the overrides "
+                "change the config it loads."
+            )
         if key:
             overrides.append((key[1:], token if not takes_next else f"{token} {value[1:]}"))
         elif value is not None:

@@ -126,6 +126,7 @@ def cases(tmp):
             {"IEKD_DEBUG": "1"},
             (),
         ),
+        "override_first": ("train.py", ["--config.seed=1", QUICKSTART, "--workdir=/tmp/x"], {}, ()),
         "unknown_group_key": ("train.py", [*train, "--config.distiller.zzz=1"], {}, ()),
         "missing_config": ("train.py", ["--config=configs/absent.py", "--workdir=/tmp/x"], {}, ()),
         "syntax_error": ("train.py", [f"--config={bad_syntax}", "--workdir=/tmp/x"], {}, ()),
@@ -140,12 +141,7 @@ def cases(tmp):
         "bad_variant": ("train.py", [QUICKSTART + ":bogus", "--workdir=/tmp/x"], {}, ()),
         "wrong_type": ("train.py", [*train, "--config.student.epochs=abc"], {}, ()),
         "none_valued_key": ("train.py", [*train, "--config.teacher.min_accuracy=0.5"], {}, ()),
-        "config_error": (
-            "train.py",
-            [*train, *SMALL, "--config.distiller.split_ratio=1.5"],
-            {},
-            (),
-        ),
+        "config_error": ("train.py", [*train, *SMALL, "--config.student.model=resnet18"], {}, ()),
         "other_config": (
             "train.py",
             [QUICKSTART + ":smoke", f"--workdir={workdir}", *SMALL, "--config.seed=1"],
@@ -242,6 +238,13 @@ def test_debug_switch_shows_the_traceback(runs):
     assert "BadConfig: Unknown config key 'distiller.lamda_inh'" in result.stderr
 
 
+def test_override_before_the_config_file(runs):
+    assert one_sentence(runs, "override_first", 2) == (
+        "--config.seed=1 comes before --config=<file>; give --config first, as the overrides "
+        "change the config it loads."
+    )
+
+
 def test_unknown_key_without_a_close_match_lists_the_group(runs):
     message = one_sentence(runs, "unknown_group_key", 2)
     assert message.startswith("Unknown config key 'distiller.zzz' (from --config.distiller.zzz).")
@@ -297,8 +300,11 @@ def test_override_values_the_config_cannot_take(runs):
 
 
 def test_config_error_of_the_run(runs):
-    assert one_sentence(runs, "config_error", 2) == (
-        "config.distiller.split_ratio=1.5 is out of range: expected strictly between 0 and 1."
+    """The run's own checks (here: teacher and student feature maps of different sizes)."""
+    message = one_sentence(runs, "config_error", 2)
+    assert message.startswith(
+        "config.student.model='resnet18' gives 1x1 features but config.teacher.model='resnet8' "
+        "gives 2x2 on the dataset's 8x8 images"
     )
 
 
