@@ -64,7 +64,7 @@ def run_script(main, required=(), resumable=False, positional=False):
         try:
             code = report(error, resumable)
         except Exception:  # noqa: BLE001 - reporting must not end in a traceback itself
-            sys.stderr.write(f"error: {type(error).__name__}: {error}\n")
+            sys.stderr.write(f"error: {type(error).__name__}: {' '.join(str(error).split())}\n")
             code = RUN_ERROR
         sys.exit(code)
 

@@ -68,8 +68,12 @@ def interrupt_when_backed_up(command, backup_dir):
     while not metadata.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    return process.returncode, stderr, json.loads(metadata.read_text())
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    backup = json.loads(metadata.read_text()) if metadata.exists() else None
+    return process.returncode, stderr, backup
 
 
 @pytest.fixture(scope="module")
