@@ -1,13 +1,23 @@
 """Fits the MutualDistiller on one device and under MirroredStrategy over two logical CPUs.
 
-Run as a script by `test_mutual_distiller_mirrored.py`, because TensorFlow's logical devices must
-be set up before TensorFlow initialises them. For each case one set of initial weights is fitted
-twice on the same global batches: with no strategy, and under `MirroredStrategy(["/cpu:0",
-"/cpu:1"])`. 13 samples in batches of 8 make every epoch end with a batch of 5 that the replicas
-split 3 + 2. Every BatchNorm that trains is synchronized (the peers here, the encoders and
-auto-encoders through `sync_batchnorm=True`), so both runs normalise with global-batch statistics.
-Writes a JSON summary (to `--out`, else stdout) of the largest relative differences of the
-per-epoch metrics, the per-step loss terms and every final weight.
+Run as a script by `test_mutual_distiller.py`, because TensorFlow's logical devices must be set
+up before TensorFlow initialises them; `deterministic_logical_cpus` also gives them one thread
+each and op determinism, so that every process computes the same bits however loaded the
+machine is. For each case one set of initial weights is fitted twice on the same global
+batches: with no strategy, and under `MirroredStrategy` over the two logical CPUs. 13 samples in
+batches of 8 make every epoch end with a batch of 5 that the replicas split 3 + 2. Every
+BatchNorm that trains is synchronized (the peers here, the encoders and auto-encoders through
+`sync_batchnorm=True`), so both runs normalise with global-batch statistics. Writes a JSON
+summary (to `--out`, else stdout) of the largest relative differences of the per-epoch metrics,
+the per-step loss terms (and peer 1's terms of the first step, computed before any update) and
+every final weight and optimizer variable.
+
+The two runs still sum in different orders (a replica sums 3 samples, one device 5), so they
+differ by float rounding, ~1e-7. Squared-error terms ("alternating_autoencoder_mse") keep that
+difference at the rounding scale. With the L1 defaults ("alternating_autoencoder") the IE
+distances and the reconstruction error have a sign for gradient: an element whose error is
+within rounding of 0 can take the other sign in one run, which moves a weight by a whole
+learning-rate step and can grow the difference a thousandfold within the 4 steps.
 """
 
 import argparse
@@ -16,20 +26,15 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import tensorflow as tf  # noqa: E402
-
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration()] * 2,
-)
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tests.deterministic_cpus import deterministic_logical_cpus  # noqa: E402
+
+DEVICES = deterministic_logical_cpus(2)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 from iekd_keras.distillers.mutual_distiller import MutualDistiller  # noqa: E402
@@ -38,6 +43,13 @@ from iekd_keras.optimizers.coupled_weight_decay_sgd import CoupledWeightDecaySGD
 SAMPLES, BATCH_SIZE, EPOCHS = 13, 8, 2
 CASES = {
     "alternating_autoencoder": {"update": "alternating", "lambda_inh": 5.0, "lambda_exp": 5.0},
+    "alternating_autoencoder_mse": {
+        "update": "alternating",
+        "lambda_inh": 5.0,
+        "lambda_exp": 5.0,
+        "p": 2.0,
+        "reconstruction": "mse",
+    },
     "simultaneous_inheritance_p2": {
         "update": "simultaneous",
         "peer_factor": "inheritance",
@@ -104,9 +116,11 @@ def fit(model, images, labels):
         "history": {name: list(map(float, values)) for name, values in history.history.items()},
         "steps": steps.steps,
         "weights": [np.asarray(ops.convert_to_numpy(w), "float64") for w in model.weights],
+        "weight_paths": [w.path for w in model.weights],
         "optimizer": [
             np.asarray(ops.convert_to_numpy(v), "float64") for v in model.optimizer.variables
         ],
+        "optimizer_paths": [v.path for v in model.optimizer.variables],
         "replicas": model.distribute_strategy.num_replicas_in_sync,
     }
 
@@ -129,14 +143,21 @@ def run_case(settings, strategy, images, labels):
     # A per-step accuracy is Keras's mean over replicas of their running accuracies: only the
     # per-epoch accuracy is global. The loss terms are global at every step.
     terms = [name for name in names if not name.endswith("accuracy")]
+    # Peer 1's terms of the first step come from the initial weights, before any update.
+    first_terms = [name for name in terms if name.startswith("peer1_")]
     # A conv bias before BatchNorm only holds float noise: floor each weight's scale at 1e-2.
-    weights = [
-        relative(m, s, 1e-2) for m, s in zip(mirrored["weights"], single["weights"], strict=True)
-    ]
-    slots = [
-        relative(m, s, 1e-2)
-        for m, s in zip(mirrored["optimizer"], single["optimizer"], strict=True)
-    ]
+    weights = {
+        path: relative(m, s, 1e-2)
+        for path, m, s in zip(
+            single["weight_paths"], mirrored["weights"], single["weights"], strict=True
+        )
+    }
+    slots = {
+        path: relative(m, s, 1e-2)
+        for path, m, s in zip(
+            single["optimizer_paths"], mirrored["optimizer"], single["optimizer"], strict=True
+        )
+    }
     return {
         "replicas": mirrored["replicas"],
         "steps": len(mirrored["steps"]),
@@ -153,8 +174,14 @@ def run_case(settings, strategy, images, labels):
             )
             for name in terms
         },
-        "weights": max(weights),
-        "optimizer_variables": max(slots),
+        "before_first_update": {
+            name: relative(mirrored["steps"][0][name], single["steps"][0][name], 1e-6)
+            for name in first_terms
+        },
+        "weights": max(weights.values()),
+        "worst_weight": max(weights, key=weights.get),
+        "optimizer_variables": max(slots.values()),
+        "worst_optimizer_variable": max(slots, key=slots.get),
         "max_abs_weight_update": max(
             float(np.max(np.abs(after - before)))
             for after, before in zip(single["weights"], initial, strict=True)
@@ -171,7 +198,7 @@ def main():
     unknown = sorted(set(args.cases) - set(CASES))
     if unknown:
         parser.error(f"unknown cases {unknown}; expected any of {sorted(CASES)}")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(SAMPLES, 8, 8, 3)).astype("float32")
     labels = rng.integers(0, 3, size=(SAMPLES,)).astype("int32")
