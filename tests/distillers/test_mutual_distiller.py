@@ -645,10 +645,10 @@ def test_structure_and_refusals():
 
 
 def mirrored_result(mirrored_run, case):
-    """The summary of `case` written by the subprocess (waited for, up to 4 minutes)."""
+    """The summary of `case` written by the subprocess (waited for, within pytest-timeout)."""
     process, out, log = mirrored_run
     try:
-        process.wait(timeout=240)
+        process.wait(timeout=280)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
