@@ -115,6 +115,7 @@ def validate_config(config, reference=None):
                 f"config.{path}={value!r} is out of range: expected {check.expected}."
             )
     check_milestones(config)
+    _check_teacher_select(config.teacher)
     _check_distillation_losses(config)
     _check_model_names(config)
     if config.data.name == "image_folder" and not config.data.directory:
@@ -202,6 +203,17 @@ def check_milestones(config):
                 f"config.optimizer.milestones={tuple(milestones)} reach past "
                 f"config.{role}.epochs={epochs}: the last LR drop would never happen."
             )
+
+
+def _check_teacher_select(teacher):
+    """A best-checkpoint rule that some epoch of the teacher's training can meet."""
+    select_from = teacher.get("select_from_epoch", 1)
+    if teacher.get("select", "last") == "best" and select_from > teacher.epochs:
+        raise ConfigError(
+            f"config.teacher.select_from_epoch={select_from} comes after the teacher's last "
+            f"epoch (config.teacher.epochs={teacher.epochs}); expected at most "
+            f"{teacher.epochs}, or config.teacher.select='last'."
+        )
 
 
 def _check_distillation_losses(config):

@@ -38,6 +38,7 @@ from iekd_keras.models import get_model
 # What train.py leaves in workdir/<stage>/: the summary marks a finished stage.
 SUMMARY = "summary.json"
 LAST = "last.keras"
+BEST = "best.keras"
 IE_KD_STAGES = ("teacher", "autoencoder", "student", "baseline")
 # Keras's counters of auto-generated names ("dense_3"): restored so that names do not shift.
 _NAME_UIDS = "object_name_uids"
@@ -166,7 +167,8 @@ def _teacher(config, data, workdir):
     if checkpoint:
         return _loaded_teacher(checkpoint, _teacher_source(config), data)
     if _finished(workdir, "teacher"):
-        path = Path(workdir) / "teacher" / LAST
+        selected = BEST if config.teacher.get("select", "last") == "best" else LAST
+        path = Path(workdir) / "teacher" / selected
         return _loaded_teacher(path, f"The finished teacher stage's {str(path)!r}", data)
     return _new_model(config, "teacher.model", data)
 

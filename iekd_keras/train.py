@@ -346,7 +346,6 @@ def _teacher_stage(config, workdir, data):
             },
         }
     else:
-        _check_teacher_select_from_epoch(config.teacher)
         summary = _finished(workdir, stage)
         if summary is None:
             teacher = _new_model(config.teacher.model, data, config.seed)
@@ -366,17 +365,6 @@ def _teacher_stage(config, workdir, data):
         summary["distilled_from"] = choice
     summary.update(model=config.teacher.model, trainable_parameters=trainable_parameters(teacher))
     return teacher, summary
-
-
-def _check_teacher_select_from_epoch(teacher_config):
-    """Refuses, before any training, a best-checkpoint rule no epoch of the run can meet."""
-    select_from = teacher_config.get("select_from_epoch", 1)
-    if teacher_config.get("select", "last") == "best" and select_from > teacher_config.epochs:
-        raise ValueError(
-            f"config.teacher.select_from_epoch={select_from} comes after the teacher's last "
-            f"epoch (config.teacher.epochs={teacher_config.epochs}); expected at most "
-            f"{teacher_config.epochs}, or config.teacher.select='last'."
-        )
 
 
 def _selected_teacher_checkpoint(teacher_config, stage_dir):
