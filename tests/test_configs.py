@@ -116,7 +116,7 @@ AUDIT = {
         RELEASED_KD_CIFAR10,
         BEST_FROM_20,
     ),
-    "cifar100_resnet56_resnet20": (
+    "cifar100_resnet56b_resnet20b": (
         "config/ft/cifar100/resnet56-20.yaml",
         (("resnet56b", "B"), ("resnet20b", "B")),
         RELEASED_KD_CIFAR100,
@@ -146,7 +146,7 @@ AUDIT = {
         RELEASED_KD_CIFAR100,
         BEST_FROM_20,
     ),
-    "cifar100_dml_mobilenet_resnet32": (
+    "cifar100_dml_resnet32b_mobilenet": (
         "config/DML/cifar100/mobilenet-resnet32.yaml",
         (("resnet32b", "B"), ("mobilenet", None)),
         None,
@@ -158,7 +158,7 @@ AUDIT = {
         None,
         None,
     ),
-    "cifar100_dml_resnet56_resnet32": (
+    "cifar100_dml_resnet56b_resnet32b": (
         "config/DML/cifar100/resnet56-20.yaml",
         (("resnet56b", "B"), ("resnet32b", "B")),
         None,

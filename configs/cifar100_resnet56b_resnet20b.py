@@ -1,8 +1,8 @@
 """CIFAR-100: resnet56b -> resnet20b with IE-KD, the paper's recipe.
 
 CIFAR-100, ResNet-56(B) -> ResNet-20(B): `config/ft/cifar100/resnet56-20.yaml` sets option B
-for both networks (its teacher checkpoint is `logs/ind/cifar100/resnet56_B`). The file keeps
-its earlier name; both networks have the 1x1-conv (B) shortcut.
+for both networks (its teacher checkpoint is `logs/ind/cifar100/resnet56_B`). Both networks
+have the 1x1-conv (B) shortcut.
 Variants (`--config=<file>:<method>[,smoke]`, method notes §4 and §9); the default is `ie`:
 - `student`: CE (the student alone; every run also trains it as the `baseline` stage)
 - `ie`: CE + lambda_inh * D_1(F_inh, F_T) - lambda_exp * D_1(F_exp, F_T)
@@ -18,8 +18,8 @@ The student learns from the teacher's best epoch (best.keras: the highest test a
 epoch 20 on), selected on the test split as the released code does.
 Field-by-field comparison with the released yaml: docs/config_audit.md.
 
-    python scripts/train.py --config=configs/cifar100_resnet56_resnet20.py --workdir=runs/cifar100_resnet56_resnet20
-    python scripts/train.py --config=configs/cifar100_resnet56_resnet20.py:smoke --workdir=/tmp/cifar100_resnet56_resnet20
+    python scripts/train.py --config=configs/cifar100_resnet56b_resnet20b.py --workdir=runs/cifar100_resnet56b_resnet20b
+    python scripts/train.py --config=configs/cifar100_resnet56b_resnet20b.py:smoke --workdir=/tmp/cifar100_resnet56b_resnet20b
 
 Needs tensorflow-datasets to download cifar100 (about 160 MB) on first use, or
 `--config.data.data_dir` pointing at a prepared copy. Expected top-1 on a GPU:
