@@ -24,6 +24,10 @@ def _unit_interval_open(value):
     return 0 < value < 1
 
 
+def _unit_interval(value):
+    return 0 <= value <= 1
+
+
 def _one_of(*choices):
     def check(value):
         return value in choices
@@ -35,6 +39,7 @@ def _one_of(*choices):
 _positive.expected = "> 0"
 _non_negative.expected = ">= 0"
 _unit_interval_open.expected = "strictly between 0 and 1"
+_unit_interval.expected = "between 0 and 1"
 
 RANGES = {
     "seed": _non_negative,
@@ -47,7 +52,7 @@ RANGES = {
     "data.name": _one_of(*DATASETS),
     "data.image_size": _positive,
     "optimizer.learning_rate": _positive,
-    "optimizer.momentum": _non_negative,
+    "optimizer.momentum": _unit_interval,
     "optimizer.l2_decay": _non_negative,
     "optimizer.gamma": _positive,
     "teacher.epochs": _positive,

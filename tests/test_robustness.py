@@ -73,6 +73,10 @@ def config_with(**changes):
             r"config.distillation_losses\[0\] .*temperature.*0",
         ),
         ({"mutual__temperature": -1.0}, r"config.mutual.temperature=-1.0 is out of range"),
+        (
+            {"optimizer__momentum": 1.5},
+            r"config.optimizer.momentum=1.5 is out of range: expected between 0 and 1",
+        ),
     ],
 )
 def test_config_errors_name_key_value_and_expectation(changes, message):
