@@ -175,7 +175,7 @@ AUDIT = {
     "quickstart_dml": (None, (("resnet8", "A"), ("resnet8", "A")), None, None),
 }
 # IE-DML runs the DML pairs with the IE terms (the released code has no IE-DML).
-for _pair in ("mobilenet_resnet32", "resnet32_resnet32", "resnet56_resnet32"):
+for _pair in ("resnet32b_mobilenet", "resnet32_resnet32", "resnet56b_resnet32b"):
     AUDIT[f"cifar100_iedml_{_pair}"] = AUDIT[f"cifar100_dml_{_pair}"]
 
 
