@@ -179,11 +179,52 @@ for _pair in ("resnet32b_mobilenet", "resnet32_resnet32", "resnet56b_resnet32b")
     AUDIT[f"cifar100_iedml_{_pair}"] = AUDIT[f"cifar100_dml_{_pair}"]
 
 
+# The initialisation each network family takes from its reference (docs/config_audit.md):
+# (mode of every Conv2D's Kaiming normal, classifier kernel initialiser, classifier bias one).
+INIT = {
+    # released model/resnet.py: Kaiming fan_in on convs and the linear weight, default bias
+    "cifar_resnet": ("fan_in", "VarianceScaling", "RandomUniform"),
+    # released model/wide_resnet.py: fan_out convs, nn.Linear's default weight, zero bias
+    "wide_resnet": ("fan_out", "RandomUniform", "Zeros"),
+    # released model/mobilenet.py reset_parameters: fan_out convs, N(0, 0.01) weight, zero bias
+    "cifar_mobilenet": ("fan_out", "RandomNormal", "Zeros"),
+    # torchvision resnet: fan_out convs, nn.Linear's default weight and bias
+    "imagenet_resnet": ("fan_out", "RandomUniform", "RandomUniform"),
+}
+
+
+def family_of(name):
+    if name == "mobilenet":
+        return "cifar_mobilenet"
+    if name.startswith("wrn_"):
+        return "wide_resnet"
+    return "imagenet_resnet" if name in ("resnet18", "resnet34") else "cifar_resnet"
+
+
 @functools.cache
+def built(name):
+    return get_model(name, num_classes=10, input_shape=(64, 64, 3))
+
+
 def shortcut_of(name):
     """The shortcut of the built network: B with 1x1-conv projections, else A."""
-    model = get_model(name, num_classes=10, input_shape=(64, 64, 3))
-    return "B" if any("shortcut" in layer.name for layer in model.layers) else "A"
+    return "B" if any("shortcut" in layer.name for layer in built(name).layers) else "A"
+
+
+def init_of(name):
+    """(conv fan mode, classifier kernel and bias initialisers) of the built network."""
+    import keras
+
+    model = built(name)
+    modes = {
+        layer.kernel_initializer.get_config()["mode"]
+        for layer in model.layers
+        if type(layer) is keras.layers.Conv2D
+    }
+    assert len(modes) == 1, (name, modes)
+    logits = model.get_layer("logits")
+    kernel, bias = logits.kernel_initializer, logits.bias_initializer
+    return (modes.pop(), type(kernel).__name__, type(bias).__name__)
 
 
 def networks(config):
@@ -208,6 +249,7 @@ def test_config_equals_its_audit_row(path):
     for name, shortcut in expected_networks:
         if shortcut is not None:
             assert shortcut_of(name) == shortcut, name
+        assert init_of(name) == INIT[family_of(name)], name
     if kd is not None:
         kd_config, _ = load(path, "kd")
         (term,) = kd_config.distillation_losses
