@@ -3,7 +3,7 @@
 import dataclasses
 
 PAIRS = {
-    # The paper's main CIFAR pair (method notes §6), option-A shortcuts, batch 128.
+    # The paper's main CIFAR pair (docs/method.md#teacher-and-student-pairs), option A, batch 128.
     "cifar": dict(
         teacher="resnet56",
         student="resnet20",

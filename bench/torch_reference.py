@@ -1,8 +1,9 @@
 """A PyTorch eager reference of one IE-KD training step, for bench/vs_torch.py only.
 
-Written for this benchmark, following the STRUCTURE of the released IE-KD code (method notes §0,
-S2: `processors/IE_KD.py`, `model/resnet.py`, `model/auto_encoder.py`, `loss/factor_transfer.py`)
-in the paper's naming (T = frozen teacher, S = student; the released code swaps the names):
+Written for this benchmark, following the STRUCTURE of the released IE-KD code
+(docs/method.md#sources-and-conventions: `processors/IE_KD.py`, `model/resnet.py`,
+`model/auto_encoder.py`, `loss/factor_transfer.py`) in the paper's naming (T = frozen teacher,
+S = student; the released code swaps the names):
 
 - backbones: the CIFAR ResNet of `model/resnet.py` (3x3 stem, three stages of basic blocks,
   option-A zero-pad shortcut or option-B 1x1 conv + BN), `forward` returning

@@ -1,7 +1,7 @@
 """CIFAR-100: resnet110 -> resnet20b with IE-KD, the paper's recipe.
 
 CIFAR-100, ResNet-110(A) -> ResNet-20(B) (`config/ft/cifar100/resnet110-20.yaml`).
-Variants (`--config=<file>:<method>[,smoke]`, method notes §4 and §9); the default is `ie`:
+Variants (`--config=<file>:<method>[,smoke]`, docs/method.md#ie-x); the default is `ie`:
 - `student`: CE (the student alone; every run also trains it as the `baseline` stage)
 - `ie`: CE + lambda_inh * D_1(F_inh, F_T) - lambda_exp * D_1(F_exp, F_T)
 - `kd`: 0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4 (this pair has no KD yaml; alpha 0.9,

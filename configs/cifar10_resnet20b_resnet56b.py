@@ -2,7 +2,7 @@
 
 The reverse experiment of the released `config/ie_kd.yaml` (student larger than teacher, Fig.
 1(b)): ResNet-20(B) -> ResNet-56(B), with its lambda_inh = lambda_exp = 1.
-Variants (`--config=<file>:<method>[,smoke]`, method notes §4 and §9); the default is `ie`:
+Variants (`--config=<file>:<method>[,smoke]`, docs/method.md#ie-x); the default is `ie`:
 - `student`: CE (the student alone; every run also trains it as the `baseline` stage)
 - `ie`: CE + lambda_inh * D_1(F_inh, F_T) - lambda_exp * D_1(F_exp, F_T)
 - `kd`: 0.05 * CE + 0.95 * T^2 * KL(p_t^T || p_s^T), T = 20 (this pair has no KD yaml; alpha

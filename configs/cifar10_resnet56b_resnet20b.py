@@ -1,8 +1,9 @@
 """CIFAR-10: resnet56b -> resnet20b with IE-KD, the paper's recipe.
 
-The main CIFAR-10 pair of the released FT/KD configs (method notes §6): ResNet-56(B) ->
-ResNet-20(B) (`config/ft/cifar10/resnet56-20.yaml` and `config/kd/cifar10/resnet56-20.yaml`).
-Variants (`--config=<file>:<method>[,smoke]`, method notes §4 and §9); the default is `ie`:
+The main CIFAR-10 pair of the released FT/KD configs (docs/method.md#teacher-and-student-pairs):
+ResNet-56(B) -> ResNet-20(B) (`config/ft/cifar10/resnet56-20.yaml` and
+`config/kd/cifar10/resnet56-20.yaml`).
+Variants (`--config=<file>:<method>[,smoke]`, docs/method.md#ie-x); the default is `ie`:
 - `student`: CE (the student alone; every run also trains it as the `baseline` stage)
 - `ie`: CE + lambda_inh * D_1(F_inh, F_T) - lambda_exp * D_1(F_exp, F_T)
 - `kd`: 0.05 * CE + 0.95 * T^2 * KL(p_t^T || p_s^T), T = 20 (alpha 0.95, T 20 of

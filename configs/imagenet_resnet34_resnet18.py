@@ -1,4 +1,4 @@
-"""ImageNet: ResNet-34 -> ResNet-18 with IE-KD. The recipe is an ASSUMPTION (method notes §3).
+"""ImageNet: ResNet-34 -> ResNet-18 with IE-KD, an ASSUMED recipe (docs/method.md#imagenet).
 
 The released code has no ImageNet part. This follows the common recipe of comparable papers
 (CRD, OD): 100 epochs, GLOBAL batch 256, Nesterov SGD 0.1 x0.1 at epochs 30/60/90, coupled

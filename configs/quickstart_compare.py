@@ -1,7 +1,7 @@
 """The paper's comparison on the offline digits: classic distillers and their IE versions.
 
 Teacher ResNet-20 -> ResNet-8 student, 16x16 digits, global batch 64, one device, 15 epochs.
-Select the method with the variant; each names its objective (method notes §4, §9):
+Select the method with the variant; each names its objective (docs/method.md#ie-x):
 
 - `:student`  CE (the student alone)
 - `:ie`       CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)

@@ -1,7 +1,7 @@
 """The distillation methods a config can name, and how IE combines with them (IE-X).
 
 IE-X = X's own full objective (its own CE weight included) + lambda_inh * L_inh
-       + lambda_exp * L_exp on the split halves (method notes §4). Each method's extra terms are
+       + lambda_exp * L_exp on the split halves (docs/method.md#ie-x). Each method's extra terms are
 config entries `{"type": ..., "kwargs": {...}}` in `config.distillation_losses`; the models'
 stage taps they need are in `config.teacher.taps` / `config.student.taps`.
 """
@@ -26,7 +26,7 @@ LOSS_TYPES = {
 DISPLAY_NAMES = {"kd": "KD", "at": "AT", "fitnet": "FitNet", "ft": "FT", "crd": "CRD"}
 
 # Each method: its formula, its extra terms and the taps it needs. Standard
-# hyper-parameters of method notes §9 (KD: T = 4, alpha = 0.9, CE weight 1 - alpha; AT:
+# hyper-parameters of docs/method.md#ie-x (KD: T = 4, alpha = 0.9, CE weight 1 - alpha; AT:
 # beta = 1000 on the three stage outputs; FitNet: beta = 100 at stage 2; FT: beta = 500;
 # CRD: beta = 0.8). apply_method's `kd` sets other KD settings, e.g. a released yaml's.
 STAGES = ("stage1", "stage2", "stage3")

@@ -1,4 +1,8 @@
-"""Config building blocks: every key a run reads, with the paper's defaults (method notes §3)."""
+"""Config building blocks: every key a run reads, with the paper's defaults.
+
+The recipe and each option's source: docs/method.md#training-recipe and
+docs/method.md#config-options.
+"""
 
 import ml_collections
 
@@ -125,7 +129,7 @@ def base_config():
 
 
 def paper_dml(dataset, peer1, peer2, ie, arg=None):
-    """The DML recipe of the released configs (method notes §5): batch 64, 200 epochs, LR 0.1
+    """The DML recipe of the released configs (docs/method.md#ie-dml): batch 64, 200 epochs, LR 0.1
     x0.1 at 60/120/180, Nesterov, weight decay 5e-4, KL weight 1, T = 1; with `ie`, IE-DML
     with lambda_inh = lambda_exp = 50 against the peer's online auto-encoder factor.
 

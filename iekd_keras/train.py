@@ -61,7 +61,8 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     """Runs every stage a config asks for under `workdir` and returns the results dict.
 
     Stages, each in `workdir/<stage>/`: `teacher` (trained, or loaded from
-    `config.teacher.checkpoint`), `autoencoder` (the teacher factor, method notes §3 stage 1),
+    `config.teacher.checkpoint`), `autoencoder` (the teacher factor,
+    docs/method.md#stage-1-teacher-auto-encoder),
     `student` (IE-KD) and, when `config.baseline`, `baseline` (the same student alone, same
     recipe). A finished stage is skipped when its `summary.json` exists; an interrupted one
     resumes from its last whole epoch (BackupAndRestore). Each stage keeps `best.keras` and

@@ -15,7 +15,7 @@ def example_seed(seed, epoch, index):
 
 def pad_crop_flip(image, seed, padding, flip):
     """Reflect-pads by `padding`, crops back to the input size at random, flips left-right at
-    random when `flip` (method notes §3: CIFAR uses padding 4 and flips).
+    random when `flip` (docs/method.md#data: CIFAR uses padding 4 and flips).
 
     Args:
         image: one image, (height, width, channels).

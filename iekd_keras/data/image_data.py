@@ -21,7 +21,7 @@ class ImageData:
         name: dataset name, recorded in results.
         train_images, train_labels, test_images, test_labels: numpy arrays.
         num_classes: number of classes.
-        mean, std: per-channel normalisation on the 0-1 scale (method notes §3).
+        mean, std: per-channel normalisation on the 0-1 scale (docs/method.md#data).
         padding: reflect padding before the random crop (0: no crop).
         flip: random horizontal flips (off for digits and text-like images).
 

@@ -18,8 +18,8 @@ class FactorAutoencoderTrainer(TermModel):
     absolute error (`reconstruction="l1"`, default, as the released code trains it), the mean
     squared error (`"mse"`, the paper's form) or the root mean square (`"rms"`, the released
     RecLoss(p=2)); see `iekd_keras.reconstruction`. `fit` reports `loss` and
-    `reconstruction_loss`. Recipe (method notes §3): 30 epochs, SGD with a constant LR 0.1,
-    Nesterov momentum 0.9, coupled weight decay 5e-4.
+    `reconstruction_loss`. Recipe (docs/method.md#stage-1-teacher-auto-encoder): 30 epochs,
+    SGD with a constant LR 0.1, Nesterov momentum 0.9, coupled weight decay 5e-4.
 
     Args:
         teacher: frozen functional model returning `[logits, features]` (set untrainable).

@@ -22,7 +22,7 @@ def _deserialize(value):
 class Distiller(TermModel):
     """Trains a student from a frozen teacher with the IE-KD objective (Huang et al., CVPR 2021).
 
-    One training step (method notes §3, stage 2):
+    One training step (docs/method.md#stage-2-student):
     1. the teacher runs in inference mode: `F_T = teacher_encoder(f_T)`, under stop-gradient;
     2. the student runs ONCE: `logits, f_S = student(x)`; `f_S` is split by channel into an
        inheritance and an exploration part, each encoded to a factor by its own `FactorEncoder`;
@@ -36,7 +36,7 @@ class Distiller(TermModel):
     student's cross-entropy. Pass `teacher_in_evaluation=True` to also evaluate the other terms.
     `distiller.student` stays a plain Keras model, ready to save or export.
 
-    Extra distillation terms (IE-X, method notes §4) are objects with a string `name`, called as
+    Extra distillation terms (IE-X, docs/method.md#ie-x) are objects with a string `name`, called as
     `term(teacher_outputs, student_outputs, batch)`. The outputs are dicts of each model's
     outputs by name: "logits", "features", any further tapped output under its layer name, and,
     for the teacher, "factor" (F_T) when a teacher encoder is given; teacher values are under

@@ -46,7 +46,7 @@ def peer_name(index):
 class MutualDistiller(TermModel):
     """Two peers trained together from scratch: DML, and IE-DML when the IE weights are on.
 
-    Peer k (k = 1, 2; the other peer is -k) minimises (method notes §5)
+    Peer k (k = 1, 2; the other peer is -k) minimises (docs/method.md#ie-dml)
 
         L_k = CE_k + kl_weight * T^2 * KL(p_-k || p_k)
               + lambda_inh * D_p(F_k^inh, F_-k) - lambda_exp * D_p(F_k^exp, F_-k)
@@ -58,8 +58,8 @@ class MutualDistiller(TermModel):
     - IE terms (on when `lambda_inh` or `lambda_exp` is non-zero): peer k splits its last feature
       map by channel with its own `FeatureSplit` (shared settings) and encodes each part with
       its own `FactorEncoder`s; both parts are compared with the PEER's factor F_-k, under
-      stop-gradient. How F_-k is made is not in the released code (method notes §5):
-      - `peer_factor="autoencoder"` (default; the notes' choice (a), an assumption): every peer
+      stop-gradient. How F_-k is made is not in the released code (docs/method.md#ie-dml):
+      - `peer_factor="autoencoder"` (default; choice (a), an assumption): every peer
         has a `FactorAutoencoder` on its own full feature map, trained online; its encoder
         output is the factor the other peer compares against. `reconstruction_k` is the
         reconstruction error (`reconstruction`) of peer k's auto-encoder on peer k's features under

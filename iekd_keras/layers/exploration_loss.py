@@ -8,7 +8,9 @@ from iekd_keras.layers.factor_distance import FactorDistance
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class ExplorationLoss(FactorDistance):
-    """L_exp = -D_p(F_exp, F_T): minimising it maximises the distance (method notes §2.4).
+    """L_exp = -D_p(F_exp, F_T): minimising it maximises the distance.
+
+    The term and its sign: docs/method.md#the-objective.
 
     With the L_p metric the value is bounded: |L_exp| <= 2 / sqrt(C*H*W) for p = 1, because both
     factors are unit-norm per sample. With `metric="cosine"` it returns mean(|cos(F_exp, F_T)|),

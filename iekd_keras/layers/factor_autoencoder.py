@@ -11,7 +11,8 @@ class FactorAutoencoder(keras.layers.Layer):
 
     Returns `(factor, reconstruction)` as the released `auto_encoder.forward` does. Only the
     encoder is used during distillation (`autoencoder.encoder`); the decoder exists for the
-    reconstruction pre-training (method notes §3, stage 1). The decoder's last op is a LeakyReLU.
+    reconstruction pre-training (docs/method.md#stage-1-teacher-auto-encoder). The decoder's
+    last op is a LeakyReLU.
 
     Args:
         factor_channels: channels of the factor (32 on CIFAR; FT's rate k = 0.5 gives C_in / 2).

@@ -24,7 +24,7 @@ def normalize_per_sample(x):
 
 
 class FactorDistance(keras.layers.Layer):
-    """Distance between a student factor and a teacher factor (method notes §2.3).
+    """Distance between a student factor and a teacher factor (docs/method.md#factor-distances).
 
     Each sample of both factors is flattened and L2-normalised, then with d = F_s - F_t:
     - `metric="lp"`: D_p = (sum |d|^p / N) ** (1 / p) over the WHOLE batch tensor (N = B*C*H*W);

@@ -16,7 +16,7 @@ def pytorch_batch_norm(name, synchronized=False):
 class FactorEncoder(keras.layers.Layer):
     """Maps a feature map to a compact "factor" of `filters` channels, keeping its spatial size.
 
-    Layer order (method notes §2.2): LeakyReLU(0.1), then three times
+    Layer order (docs/method.md#coder-architecture): LeakyReLU(0.1), then three times
     [3x3 conv (stride 1, same padding, no bias), BatchNorm, LeakyReLU(0.1)], with channels
     C_in -> C_in -> filters -> filters. Convolutions use untruncated He-normal fan-out init
     (PyTorch's `normal_(0, sqrt(2 / (k*k*C_out)))`), BatchNorm PyTorch's momentum and epsilon.

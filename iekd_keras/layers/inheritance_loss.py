@@ -7,7 +7,7 @@ from iekd_keras.layers.factor_distance import FactorDistance
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class InheritanceLoss(FactorDistance):
-    """L_inh = D_p(F_inh, F_T), the distance of §2.3 of the method notes (to be minimised).
+    """L_inh = D_p(F_inh, F_T), the distance of docs/method.md#factor-distances (to be minimised).
 
     Args:
         p: order of the distance (default 1, the paper's best, Table 6a).

@@ -64,7 +64,7 @@ def _pair_plan(teacher_shape, student_shape, term, pair):
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class AttentionTransfer:
-    """Attention transfer (AT), method notes §9, on pairs of tapped feature maps.
+    """Attention transfer (AT), docs/method.md#at, on pairs of tapped feature maps.
 
     For a feature map f of shape (B, H, W, C), the attention map is
 
@@ -74,7 +74,7 @@ class AttentionTransfer:
 
         L_AT = beta * sum_pairs (1/(B*HW)) * sum_{b,hw} (a(f_s) - a(f_t))^2
 
-    exactly the formula of the method notes (§9; RepDistiller `distiller_zoo/AT.py` with
+    exactly the formula of docs/method.md#at (RepDistiller `distiller_zoo/AT.py` with
     p = 2, weighted by `-b 1000` in its scripts). If a pair's spatial sizes differ, the larger
     FEATURE MAP is average-pooled down to the smaller before a(.) is taken (RepDistiller's
     `adaptive_avg_pool2d`), which here needs integer factors in height and width.

@@ -36,7 +36,7 @@ def _embedding_input_dim(shapes, key, role, term):
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class ContrastiveRepresentationDistillation(_terms.TermLayer):
-    """CRD's NCE contrastive loss with student/teacher memory banks (method notes §9).
+    """CRD's NCE contrastive loss with student/teacher memory banks (docs/method.md#crd).
 
     Embeddings: v_s = normalize(W_s g(f_s) + b_s) and v_t = normalize(W_t g(f_t) + b_t), with
     g global average pooling of the `student_output` / `teacher_output` map, D-dim linear

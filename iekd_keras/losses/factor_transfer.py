@@ -9,16 +9,17 @@ from iekd_keras.losses import _terms
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class FactorTransfer(_terms.TermLayer):
-    """The FT term: a full-width student translator matched to the teacher's factor (§4, §9).
+    """The FT term (docs/method.md#ft): a full-width student translator matched to F_T.
 
         L_FT = beta * D_p(translator(f_s), F_T),
         D_p(S, T) = ( sum |S_hat - T_hat|^p / N )^(1/p),   N = B * C * H * W,
 
     where f_s is the student's full `student_output` map, F_T the frozen teacher factor
     (`teacher_outputs["factor"]`, the Distiller's teacher encoder applied to the teacher's
-    features) and X_hat the per-sample flattened, L2-normalised factor (method notes §2.3). For
-    p = 1, D_1 is the mean absolute difference of the normalised factors, the scale of official
-    FT's `L1Loss` on `F.normalize`. The distance is `iekd_keras.layers.InheritanceLoss`, so
+    features) and X_hat the per-sample flattened, L2-normalised factor
+    (docs/method.md#factor-distances). For p = 1, D_1 is the mean absolute difference of the
+    normalised factors, the scale of official FT's `L1Loss` on `F.normalize`. The distance is
+    `iekd_keras.layers.InheritanceLoss`, so
     this is the inheritance loss applied to the whole feature: the IE-KD repository's
     `FactorTransfer` processor (FT.py L148-185) with one full-width translator `embedS` and
     `loss_weight: 500`. The translator is a `FactorEncoder` (the IE-KD repository's BN coder,
@@ -26,7 +27,7 @@ class FactorTransfer(_terms.TermLayer):
     statistics when `training` (from the argument, else `batch["training"]`, else True).
     Computed in float32; returns this replica's share.
 
-    IE-FT (method notes §4) = FT's full objective plus the two IE terms: give the Distiller the
+    IE-FT (docs/method.md#ie-x) = FT's full objective plus the two IE terms: give the Distiller the
     pre-trained teacher encoder, `distillation_losses=[FactorTransfer()]`, and keep
     `lambda_inh`, `lambda_exp` > 0; plain FT sets both lambdas to 0.
 

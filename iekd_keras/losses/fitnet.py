@@ -63,7 +63,9 @@ def connector_layers(student_shape, teacher_shape, use_relu=True, synchronized=F
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class FitNetHint(_terms.TermLayer):
-    """FitNet hint loss with a trainable connector, method notes §9 (single-stage, RepDistiller).
+    """FitNet hint loss with a trainable connector (single-stage, RepDistiller).
+
+    The method: docs/method.md#fitnet.
 
         L_FitNet = beta * (1/N) * sum (r(f_s) - f_t)^2,   N = B * H_t * W_t * C_t
 

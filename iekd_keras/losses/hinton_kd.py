@@ -9,7 +9,7 @@ from iekd_keras.losses import _terms
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
 class HintonKD:
-    """The soft-target term of KD (Hinton et al., 2015), method notes §9.
+    """The soft-target term of KD (Hinton et al., 2015), docs/method.md#kd.
 
     With z_s, z_t the student's and teacher's logits, T the temperature and B the GLOBAL batch:
 
@@ -24,7 +24,7 @@ class HintonKD:
     global-batch value (`replicas.mean_share`).
 
     Standard settings: T = 4, alpha = 0.9 (RepDistiller CIFAR scripts); the IE-KD repository
-    uses T = 20, alpha = 0.95 on CIFAR-10 (method notes §8.12).
+    uses T = 20, alpha = 0.95 on CIFAR-10 (docs/method.md#kd).
 
     Args:
         temperature: softening temperature T > 0. Default 4.

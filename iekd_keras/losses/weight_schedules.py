@@ -50,9 +50,9 @@ def step_decay(value, milestones_epochs, gamma, steps_per_epoch):
 
     The loss-weight twin of the paper's learning-rate schedule: `value * gamma ** k` from epoch
     `milestones_epochs[k-1]` on; e.g. the "50 -> 5 -> 0.5 at epochs 80 and 120" variant of the
-    IE weights (method notes §2.5). It is `iekd_keras.schedules.epoch_step_decay`, which puts
-    the `PiecewiseConstantDecay` boundaries at `m * steps_per_epoch - 1` so that the switch
-    happens on step `m * steps_per_epoch`, the first step of epoch m.
+    IE weights (docs/method.md#loss-weights). It is `iekd_keras.schedules.epoch_step_decay`,
+    which puts the `PiecewiseConstantDecay` boundaries at `m * steps_per_epoch - 1` so that the
+    switch happens on step `m * steps_per_epoch`, the first step of epoch m.
 
     Args:
         value: the weight before the first milestone.

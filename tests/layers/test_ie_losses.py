@@ -84,7 +84,7 @@ def test_p2_gradient_matches_finite_differences():
 
 
 def test_exploration_bound():
-    # |L_exp| <= 2 / sqrt(D) for p = 1 with unit-norm factors (method notes §2.4).
+    # |L_exp| <= 2 / sqrt(D) for p = 1 with unit-norm factors (docs/method.md#the-objective).
     value = float(ExplorationLoss()(STUDENT, -STUDENT))
     assert -2 / np.sqrt(16) <= value < 0
     np.testing.assert_allclose(value, -np.mean(2 * np.abs(numpy_normalize(STUDENT))), rtol=1e-5)
