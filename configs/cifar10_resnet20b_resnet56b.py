@@ -32,6 +32,6 @@ from iekd_keras.recipes import paper_cifar
 
 def get_config(arg=None):
     config = paper_cifar("cifar10", "resnet20b", "resnet56b", arg)
-    config.distiller.lambda_inh = 1.0
-    config.distiller.lambda_exp = 1.0
+    if config.distiller.lambda_inh or config.distiller.lambda_exp:  # the IE variants only
+        config.distiller.lambda_inh = config.distiller.lambda_exp = 1.0
     return config

@@ -43,6 +43,13 @@ def test_paper_defaults():
     assert (config.teacher.epochs, config.autoencoder.epochs, config.batch_size) == (160, 30, 128)
 
 
+def test_the_reverse_pair_weighs_the_ie_terms_1_in_its_ie_variants_only():
+    path = Path(__file__).parents[1] / "configs" / "cifar10_resnet20b_resnet56b.py"
+    for variant, weights in (("ie", 1.0), ("ie_kd", 1.0), ("kd", 0.0), ("student", 0.0)):
+        config, _ = load(path, variant)
+        assert (config.distiller.lambda_inh, config.distiller.lambda_exp) == (weights, weights)
+
+
 INPUTS = {
     "digits": ((16, 16, 1), 10),
     "cifar10": ((32, 32, 3), 10),
