@@ -120,7 +120,8 @@ def validate_config(config, reference=None):
                 f"config.{path}={value!r} is out of range: expected {check.expected}."
             )
     check_milestones(config)
-    _check_teacher_select(config.teacher)
+    if config.method != "dml" and not config.teacher.get("checkpoint", ""):
+        _check_teacher_select(config.teacher)  # a teacher this run trains
     _check_distillation_losses(config)
     _check_model_names(config)
     if config.data.name == "image_folder" and not config.data.directory:
