@@ -50,7 +50,7 @@ def keras_file_problem(path):
 
     Example:
         >>> keras_file_problem("notes.txt")
-        "it is not a Keras .keras file (that is a zip archive; this file starts with b'Some')"
+        "it is not a Keras .keras file (those are zip archives; this one starts with b'Some')"
     """
     with open(path, "rb") as file:
         head = file.read(len(ZIP_SIGNATURE))
@@ -63,7 +63,7 @@ def keras_file_problem(path):
                 "archive but its end (the zip directory) is missing"
             )
         return (
-            f"it is not a Keras .keras file (that is a zip archive; this file starts with {head!r})"
+            f"it is not a Keras .keras file (those are zip archives; this one starts with {head!r})"
         )
     try:
         with zipfile.ZipFile(path) as archive:

@@ -328,7 +328,7 @@ def test_report_of_a_directory_without_results(runs):
 CHECKPOINT_PROBLEMS = {
     "missing": "does not exist.",
     "text": (
-        "cannot be read: it is not a Keras .keras file (that is a zip archive; this file "
+        "cannot be read: it is not a Keras .keras file (those are zip archives; this one "
         "starts with b'Some')."
     ),
     "truncated": (
