@@ -35,7 +35,8 @@ from iekd_keras.losses import ContrastiveRepresentationDistillation
 from iekd_keras.methods import build_distillation_losses
 from iekd_keras.models import get_model
 
-# What train.py leaves in workdir/<stage>/: the summary marks a finished stage.
+# The files a stage leaves in workdir/<stage>/ (train.py writes them): the summary marks a
+# finished stage.
 SUMMARY = "summary.json"
 LAST = "last.keras"
 BEST = "best.keras"

@@ -43,13 +43,9 @@ from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.methods import build_distillation_losses
 from iekd_keras.models import get_model
 from iekd_keras.optimizers import CoupledWeightDecaySGD
-from iekd_keras.preflight import check_run
+from iekd_keras.preflight import BEST, LAST, SUMMARY, check_run
 from iekd_keras.run_directory import prepare_workdir
 from iekd_keras.schedules import epoch_step_decay
-
-SUMMARY = "summary.json"
-LAST = "last.keras"
-BEST = "best.keras"
 
 
 def trainable_parameters(model):
