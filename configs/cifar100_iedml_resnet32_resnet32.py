@@ -19,7 +19,7 @@ ResNet-56 about 72-74%, MobileNet about 68-72%; IE-DML above DML for both peers 
 Run time on a GPU: not measured yet.
 """
 
-from iekd_keras.recipes import paper_dml
+from iekd_keras.experiment.recipes import paper_dml
 
 
 def get_config(arg=None):

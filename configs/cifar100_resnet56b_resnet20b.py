@@ -27,7 +27,7 @@ teacher 71-73%, baseline student 68-69.5%, IE-KD student 69.5-71% (literature ba
 Run time on a GPU: not measured yet.
 """
 
-from iekd_keras.recipes import paper_cifar
+from iekd_keras.experiment.recipes import paper_cifar
 
 
 def get_config(arg=None):

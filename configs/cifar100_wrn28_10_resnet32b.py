@@ -27,7 +27,7 @@ unverified).
 Run time on a GPU: not measured yet.
 """
 
-from iekd_keras.recipes import paper_cifar
+from iekd_keras.experiment.recipes import paper_cifar
 
 
 def get_config(arg=None):

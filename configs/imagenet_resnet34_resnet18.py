@@ -17,7 +17,7 @@ ResNet-18 69.5-70.5%, IE-KD student 71-72% (the paper's summary quotes 28.19% er
 unverified). Run time: not measured.
 """
 
-from iekd_keras.recipes import apply_variant, base_config
+from iekd_keras.experiment.recipes import apply_variant, base_config
 
 
 def get_config(arg=None):

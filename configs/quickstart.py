@@ -13,7 +13,7 @@ Measured on 2 CPU cores: about 3 minutes in all; test accuracy 98-100% for every
 seed: the order between the student and the baseline is noise at this size).
 """
 
-from iekd_keras.recipes import apply_variant, digits_quickstart
+from iekd_keras.experiment.recipes import apply_variant, digits_quickstart
 
 
 def get_config(arg=None):

@@ -21,8 +21,8 @@ Add `,smoke` for a 2-epoch run. To share one teacher across methods and seeds, p
 Measured on 2 CPU cores with a shared teacher: about 1 minute per run.
 """
 
-from iekd_keras.methods import apply_method
-from iekd_keras.recipes import apply_variant, digits_quickstart
+from iekd_keras.experiment.methods import apply_method
+from iekd_keras.experiment.recipes import apply_variant, digits_quickstart
 
 
 def get_config(arg=None):

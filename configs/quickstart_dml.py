@@ -12,7 +12,7 @@ peer's factor from its online auto-encoder (docs/method.md#ie-dml; an assumption
 Measured on 2 CPU cores: about 1 minute per run; both peers reach 95-99% test accuracy.
 """
 
-from iekd_keras.recipes import apply_variant, base_config
+from iekd_keras.experiment.recipes import apply_variant, base_config
 
 
 def get_config(arg=None):

@@ -111,7 +111,7 @@ def sentence(error):
 
 
 def _is_config_error(error):
-    config_validation = sys.modules.get("iekd_keras.config_validation")
+    config_validation = sys.modules.get("iekd_keras.experiment.config_checks")
     config_error = getattr(config_validation, "ConfigError", BadConfig)
     return isinstance(error, BadConfig | config_error)
 
@@ -244,11 +244,12 @@ def _flag_message(error):
 
 
 def _base_config_keys():
-    """Keys of iekd_keras.recipes.base_config(), read without importing iekd_keras (and so
-    Keras): recipes.py imports only ml_collections at module level. None if it cannot be read."""
+    """Keys of iekd_keras.experiment.recipes.base_config(), read without importing iekd_keras (and
+    so Keras): recipes.py imports only ml_collections at module level. None if it cannot be read."""
     try:
         package = importlib.util.find_spec("iekd_keras")
-        location = Path(next(iter(package.submodule_search_locations))) / "recipes.py"
+        package_root = Path(next(iter(package.submodule_search_locations)))
+        location = package_root / "experiment" / "recipes.py"
         loader = importlib.machinery.SourceFileLoader("_iekd_recipes_keys", str(location))
         module = importlib.util.module_from_spec(
             importlib.util.spec_from_loader(loader.name, loader)

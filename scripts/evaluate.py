@@ -29,7 +29,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     import json
 
-    from iekd_keras.evaluation import evaluate_checkpoint
+    from iekd_keras.experiment.evaluation import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(_CHECKPOINT.value, _CONFIG.value, _SPLIT.value)
     print(json.dumps(metrics, indent=2, sort_keys=True))

@@ -26,8 +26,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     from iekd_keras.data import load_dataset
-    from iekd_keras.evaluation import load_two_output_model
-    from iekd_keras.export import export_student
+    from iekd_keras.experiment.evaluation import load_two_output_model
+    from iekd_keras.experiment.export import export_student
 
     student = load_two_output_model(_CHECKPOINT.value, "student")
     data = load_dataset(_CONFIG.value.data)

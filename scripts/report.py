@@ -22,7 +22,7 @@ def main(argv):
         raise FlagMisuse("Give one or more run workdirs (each holding a results.json).")
     from pathlib import Path
 
-    from iekd_keras.report import collect_rows, markdown_table, plot_runs
+    from iekd_keras.experiment.report import collect_rows, markdown_table, plot_runs
 
     table = markdown_table(collect_rows(workdirs))
     output = Path(_OUTPUT.value)

@@ -32,7 +32,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from pathlib import Path
 
-    from iekd_keras.train import train_and_evaluate
+    from iekd_keras.experiment.train import train_and_evaluate
 
     for seed in _SEEDS.value:
         config = _CONFIG.value.copy_and_resolve_references()

@@ -30,7 +30,7 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from iekd_keras.train import train_and_evaluate
+    from iekd_keras.experiment.train import train_and_evaluate
 
     train_and_evaluate(
         _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value

@@ -11,12 +11,12 @@ import pytest
 
 from configs import quickstart
 from iekd_keras import CoupledWeightDecaySGD, Distiller, StandaloneTrainer
-from iekd_keras.callbacks import NonFiniteLossGuard, StageCheckpoint
-from iekd_keras.config_validation import ConfigError, validate_config
 from iekd_keras.data import ImageData, load_digits
-from iekd_keras.evaluation import load_two_output_model
+from iekd_keras.experiment.callbacks import NonFiniteLossGuard, StageCheckpoint
+from iekd_keras.experiment.config_checks import ConfigError, validate_config
+from iekd_keras.experiment.evaluation import load_two_output_model
+from iekd_keras.experiment.records import prepare_workdir
 from iekd_keras.layers import FactorAutoencoder
-from iekd_keras.run_directory import prepare_workdir
 
 from .distillers.tiny_models import tiny_backbone, tiny_batches
 
@@ -180,7 +180,7 @@ def test_non_finite_inputs():
 
 
 def test_batch_size_not_divisible_by_replicas(monkeypatch, tmp_path):
-    from iekd_keras import train
+    from iekd_keras.experiment import train
 
     class ThreeReplicas:
         num_replicas_in_sync = 3
@@ -240,7 +240,7 @@ def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
 
 # 6. The teacher sanity gate.
 def test_weak_teacher_stops_the_run(tmp_path):
-    from iekd_keras.train import train_and_evaluate
+    from iekd_keras.experiment.train import train_and_evaluate
 
     config = quickstart.get_config("smoke")
     config.teacher.skip_sanity_check = False

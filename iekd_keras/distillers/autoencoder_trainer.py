@@ -6,7 +6,7 @@ from keras import ops
 from iekd_keras.distillers.model_checks import two_output_shapes
 from iekd_keras.distillers.term_model import TermModel
 from iekd_keras.layers import FactorAutoencoder
-from iekd_keras.reconstruction import check_reconstruction, reconstruction_share
+from iekd_keras.losses.reconstruction import check_reconstruction, reconstruction_share
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
@@ -17,7 +17,7 @@ class FactorAutoencoderTrainer(TermModel):
     auto-encoder trains. The loss is the error between f_T and its reconstruction: the mean
     absolute error (`reconstruction="l1"`, default, as the released code trains it), the mean
     squared error (`"mse"`, the paper's form) or the root mean square (`"rms"`, the released
-    RecLoss(p=2)); see `iekd_keras.reconstruction`. `fit` reports `loss` and
+    RecLoss(p=2)); see `iekd_keras.losses.reconstruction`. `fit` reports `loss` and
     `reconstruction_loss`. Recipe (docs/method.md#stage-1-teacher-auto-encoder): 30 epochs,
     SGD with a constant LR 0.1, Nesterov momentum 0.9, coupled weight decay 5e-4.
 

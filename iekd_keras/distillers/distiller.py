@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from iekd_keras import replicas
-from iekd_keras.distillers import loss_weights
 from iekd_keras.distillers.model_checks import named_output_shapes, named_outputs
 from iekd_keras.distillers.term_model import TermModel
+from iekd_keras.distribute import replicas
 from iekd_keras.layers import ExplorationLoss, FactorEncoder, FeatureSplit, InheritanceLoss
+from iekd_keras.losses import weights as loss_weights
 
 
 def _serialize(value):
@@ -43,8 +43,8 @@ class Distiller(TermModel):
     stop-gradient. `batch` holds "labels", "indices" (the examples' dataset indices when the
     pipeline yields `(images, indices)` inputs, else None), "step" (the optimizer's
     iteration count, for weight schedules) and "training" (for a term's own BatchNorm). A
-    term returns its weighted value as this replica's share (see `iekd_keras.replicas`). Keras
-    layers among the terms are trained with the student; a term with a
+    term returns its weighted value as this replica's share (see `iekd_keras.distribute.replicas`).
+    Keras layers among the terms are trained with the student; a term with a
     `build(teacher_shapes, student_shapes)` method is built here, from the dicts of output
     shapes, so that the optimizer sees its variables.
 

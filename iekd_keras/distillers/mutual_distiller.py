@@ -5,11 +5,9 @@ import contextlib
 import keras
 from keras import ops
 
-from iekd_keras import replicas
-from iekd_keras.distillers import loss_weights
 from iekd_keras.distillers.model_checks import two_output_shapes
 from iekd_keras.distillers.term_model import TermModel
-from iekd_keras.divergences import kl_divergence_share
+from iekd_keras.distribute import replicas
 from iekd_keras.layers import (
     ExplorationLoss,
     FactorAutoencoder,
@@ -17,8 +15,10 @@ from iekd_keras.layers import (
     FeatureSplit,
     InheritanceLoss,
 )
+from iekd_keras.losses import weights as loss_weights
+from iekd_keras.losses.divergences import kl_divergence_share
+from iekd_keras.losses.reconstruction import check_reconstruction, reconstruction_share
 from iekd_keras.optimizers.peer_optimizer import PeerOptimizer
-from iekd_keras.reconstruction import check_reconstruction, reconstruction_share
 
 PEER_FACTORS = ("autoencoder", "inheritance")
 UPDATES = ("alternating", "simultaneous")
@@ -110,7 +110,7 @@ class MutualDistiller(TermModel):
         peer_factor: "autoencoder" (default) or "inheritance", see above.
         factor_channels: channels of every factor (default 32, as IE-KD on CIFAR).
         reconstruction: the auto-encoders' reconstruction error, "l1" (default, as the released
-            code trains its auto-encoders), "mse" or "rms"; see `iekd_keras.reconstruction`.
+            code trains its auto-encoders), "mse" or "rms"; see `iekd_keras.losses.reconstruction`.
         split_mode: "natural" (default) or "random"; see `FeatureSplit`.
         split_ratio: fraction of channels that inherit (default 0.5).
         split_seed: seed of the random split; both peers draw with it, so a seed gives both the
@@ -434,9 +434,9 @@ class MutualDistiller(TermModel):
 
         Both peers run (each peer's loss needs the other's logits); each layer runs at most once,
         and only what the listed peers' losses need. Every value is this replica's share (see
-        `iekd_keras.replicas`); the other peer's outputs enter under stop-gradient. Returns
-        `(terms, logits)`: `terms` holds `peerk_*` for each listed peer (no total "loss"), and
-        `logits` both peers' logits.
+        `iekd_keras.distribute.replicas`); the other peer's outputs enter under stop-gradient.
+        Returns `(terms, logits)`: `terms` holds `peerk_*` for each listed peer (no total "loss"),
+        and `logits` both peers' logits.
         """
         if y is None:
             raise ValueError("MutualDistiller needs labelled batches: (inputs, labels).")

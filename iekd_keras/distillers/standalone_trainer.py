@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from iekd_keras import replicas
 from iekd_keras.distillers.model_checks import two_output_shapes
 from iekd_keras.distillers.term_model import TermModel
+from iekd_keras.distribute import replicas
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")

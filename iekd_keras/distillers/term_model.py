@@ -3,19 +3,19 @@
 import keras
 from keras import ops
 
-from iekd_keras import multi_worker, replicas
 from iekd_keras.distillers.stateless_state import StatelessState
+from iekd_keras.distribute import multi_worker, replicas
 
 
 class TermModel(keras.Model):
     """Base of the distillers: subclasses put ALL loss math in `compute_terms`, in `keras.ops`.
 
     `compute_terms(x, y, training)` returns `(terms, predictions)`: `terms` maps names to this
-    replica's share of each loss term (see `iekd_keras.replicas`) and holds the total under
-    "loss"; `predictions` feed the compiled metrics (None for none). `train_step` and `test_step`
-    are thin backend wrappers around it: a `tf.GradientTape` step on TensorFlow, a stateless
-    step (`jax.value_and_grad`, `optimizer.stateless_apply`) on JAX. Every term is reported as
-    its own metric with its global-batch value.
+    replica's share of each loss term (see `iekd_keras.distribute.replicas`) and holds the total
+    under "loss"; `predictions` feed the compiled metrics (None for none). `train_step` and
+    `test_step` are thin backend wrappers around it: a `tf.GradientTape` step on TensorFlow, a
+    stateless step (`jax.value_and_grad`, `optimizer.stateless_apply`) on JAX. Every term is
+    reported as its own metric with its global-batch value.
 
     On JAX, evaluation is compiled once per `evaluate`/`fit`: a loss weight that is a schedule
     of the optimizer step is read at the step the evaluation function was traced at.

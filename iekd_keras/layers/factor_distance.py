@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from iekd_keras import replicas
+from iekd_keras.distribute import replicas
 
 METRICS = ("lp", "cosine")
 
@@ -32,8 +32,8 @@ class FactorDistance(keras.layers.Layer):
     - `metric="cosine"`: the mean over samples of `1 - cos(F_s, F_t)`.
 
     Computed in float32 whatever the global dtype policy. Under a `tf.distribute` strategy the
-    value is this replica's share (see `iekd_keras.replicas`): the shares and their gradients
-    sum over replicas to the global-batch value. `p` is ignored by the cosine metric.
+    value is this replica's share (see `iekd_keras.distribute.replicas`): the shares and their
+    gradients sum over replicas to the global-batch value. `p` is ignored by the cosine metric.
 
     Args:
         p: order of the L_p distance, > 0. Default 1.

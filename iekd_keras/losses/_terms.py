@@ -2,13 +2,14 @@
 
 Every term follows the extra-term protocol of `iekd_keras.Distiller`: it has a string `name`, is
 called as `term(teacher_outputs, student_outputs, batch)` and returns its weighted value as this
-replica's share (see `iekd_keras.replicas`). Terms with variables derive from `TermLayer`.
+replica's share (see `iekd_keras.distribute.replicas`). Terms with variables derive from
+`TermLayer`.
 """
 
 import keras
 from keras import ops
 
-from iekd_keras.distillers import loss_weights
+from iekd_keras.losses import weights as loss_weights
 
 
 def check_positive(term, name, value):

@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from iekd_keras import replicas
-from iekd_keras.distillers import loss_weights
+from iekd_keras.distribute import replicas
 from iekd_keras.losses import _terms
+from iekd_keras.losses import weights as loss_weights
 
 DEFAULT_PAIRS = (("stage1", "stage1"), ("stage2", "stage2"), ("stage3", "stage3"))
 

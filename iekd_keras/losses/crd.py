@@ -5,9 +5,9 @@ import math
 import keras
 from keras import ops
 
-from iekd_keras import replicas
-from iekd_keras.distillers import loss_weights
+from iekd_keras.distribute import replicas
 from iekd_keras.losses import _terms
+from iekd_keras.losses import weights as loss_weights
 
 # CRD's `eps` in `ContrastLoss` (RepDistiller `crd/criterion.py`).
 NCE_EPSILON = 1e-7

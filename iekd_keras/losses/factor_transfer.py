@@ -2,9 +2,9 @@
 
 import keras
 
-from iekd_keras.distillers import loss_weights
 from iekd_keras.layers import FactorEncoder, InheritanceLoss
 from iekd_keras.losses import _terms
+from iekd_keras.losses import weights as loss_weights
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")

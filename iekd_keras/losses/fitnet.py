@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
-from iekd_keras import replicas
-from iekd_keras.distillers import loss_weights
+from iekd_keras.distribute import replicas
 from iekd_keras.layers.factor_encoder import pytorch_batch_norm
 from iekd_keras.losses import _terms
+from iekd_keras.losses import weights as loss_weights
 
 
 def _conv(filters, kernel_size, strides, fan_in, name, transpose=False):

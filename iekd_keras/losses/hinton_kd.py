@@ -2,9 +2,9 @@
 
 import keras
 
-from iekd_keras.distillers import loss_weights
-from iekd_keras.divergences import kl_divergence_share
 from iekd_keras.losses import _terms
+from iekd_keras.losses import weights as loss_weights
+from iekd_keras.losses.divergences import kl_divergence_share
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")

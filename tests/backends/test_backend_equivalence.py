@@ -97,7 +97,7 @@ def test_jax_data_parallel_over_two_devices_matches_one_device(runs):
 def test_config_distribution_picks_data_parallel_on_jax():
     script = """
 import keras
-from iekd_keras.distribution import make_strategy
+from iekd_keras.distribute.strategies import make_strategy
 mirrored = make_strategy("mirrored")
 assert isinstance(mirrored.distribution, keras.distribution.DataParallel), mirrored.distribution
 assert mirrored.num_replicas_in_sync == 2

@@ -34,8 +34,8 @@ def test_batched_dataset_is_refused():
 
 
 def test_train_and_evaluate_accepts_it(tmp_path):
-    from iekd_keras.train import train_and_evaluate
-    from tests.test_train_and_evaluate import tiny_config
+    from iekd_keras.experiment.train import train_and_evaluate
+    from tests.experiment.test_train_and_evaluate import tiny_config
 
     config = tiny_config()
     config.baseline = config.export = False

@@ -38,8 +38,9 @@ import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 from tiny_models import tiny_batches  # noqa: E402
 
-from iekd_keras import CoupledWeightDecaySGD, Distiller, replicas  # noqa: E402
+from iekd_keras import CoupledWeightDecaySGD, Distiller  # noqa: E402
 from iekd_keras.distillers.autoencoder_trainer import FactorAutoencoderTrainer  # noqa: E402
+from iekd_keras.distribute import replicas  # noqa: E402
 from iekd_keras.layers import FactorAutoencoder  # noqa: E402
 
 SAMPLES = 13  # batches of 8 and 5: per replica 4 + 4, then an uneven 3 + 2

@@ -15,8 +15,8 @@ from keras import ops
 
 from iekd_keras.distillers.mutual_distiller import MutualDistiller
 from iekd_keras.distillers.standalone_trainer import StandaloneTrainer
-from iekd_keras.divergences import kl_divergence_share
 from iekd_keras.layers import ExplorationLoss, InheritanceLoss
+from iekd_keras.losses.divergences import kl_divergence_share
 from iekd_keras.optimizers.coupled_weight_decay_sgd import CoupledWeightDecaySGD
 from iekd_keras.optimizers.peer_optimizer import PeerOptimizer
 

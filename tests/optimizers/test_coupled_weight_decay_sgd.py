@@ -8,8 +8,8 @@ import pytest
 from keras import ops
 
 from iekd_keras import CoupledWeightDecaySGD
-from iekd_keras.callbacks import RestoredStateCheck
-from iekd_keras.schedules import epoch_step_decay
+from iekd_keras.experiment.callbacks import RestoredStateCheck
+from iekd_keras.optimizers.schedules import epoch_step_decay
 
 pytestmark = pytest.mark.backend_agnostic
 

@@ -1,0 +1,83 @@
+"""IE-X from configs: each method family runs the staged smoke run with a shared teacher."""
+
+import math
+
+import pytest
+
+from configs import quickstart_compare
+from iekd_keras.data import load_digits
+from iekd_keras.experiment.methods import apply_method, formula
+from iekd_keras.experiment.recipes import base_config
+from iekd_keras.experiment.train import train_and_evaluate
+from iekd_keras.models import get_model
+
+
+@pytest.fixture(scope="module")
+def teacher_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
+    get_model("resnet8", num_classes=10, input_shape=(8, 8, 1)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(image_size=8)
+
+
+@pytest.mark.parametrize(
+    "method, term",
+    [
+        ("ie_kd", "kd_loss"),
+        ("ie_at", "at_loss"),
+        ("ie_ft", "ft_loss"),
+        ("fitnet", "fitnet_loss"),
+        ("ie_crd", "crd_loss"),
+    ],
+)
+def test_each_method_family_runs_the_staged_smoke_run(
+    method, term, teacher_checkpoint, digits, tmp_path
+):
+    config = quickstart_compare.get_config(f"{method},smoke")
+    config.teacher.checkpoint = str(teacher_checkpoint)
+    config.teacher.model = config.student.model = "resnet8"
+    config.data.image_size = 8
+    config.autoencoder.factor_channels = 8
+    config.autoencoder.epochs = config.student.epochs = 1
+    config.optimizer.milestones = ()
+    config.batch_size = 256
+    config.verbose = 0
+    for loss in config.distillation_losses:
+        if loss["type"] == "crd":
+            loss["kwargs"] = {**loss["kwargs"], "num_negatives": 64, "embedding_dim": 16}
+    results = train_and_evaluate(config, tmp_path, data=digits)
+    logs = results["stages"]["student"]["final_logs"]
+    assert math.isfinite(logs[term]) and logs[term] != 0.0
+    ie = method.startswith("ie_")
+    assert ("inheritance_loss" in logs) == ie
+
+
+def test_methods_set_their_objectives():
+    config = apply_method(base_config(), "kd")
+    assert config.distiller.student_loss_weight == pytest.approx(0.1)
+    assert config.distiller.lambda_inh == 0.0
+    config = apply_method(base_config(), "ie_at")
+    assert config.student.taps == ("stage1", "stage2", "stage3")
+    assert config.distiller.lambda_exp == 50.0
+    assert "50 * D_1(F_exp, F_T)" in formula("ie_ft")
+    with pytest.raises(ValueError, match=r"Unknown method 'ie_kdd'.*Did you mean 'ie_kd'\?"):
+        apply_method(base_config(), "ie_kdd")
+
+
+def test_kd_settings_come_from_the_config():
+    released_cifar10 = {"temperature": 20.0, "alpha": 0.95}
+    config = apply_method(base_config(), "ie_kd", kd=released_cifar10)
+    assert config.distillation_losses == ({"type": "kd", "kwargs": released_cifar10},)
+    assert config.distiller.student_loss_weight == 0.05
+    assert config.distiller.lambda_inh == 50.0
+    assert formula("kd", kd=released_cifar10).startswith("0.05 * CE + 0.95 * T^2 * KL")
+    assert formula("kd", kd=released_cifar10).endswith("T = 20")
+    assert formula("kd") == "0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4"
+    # Other methods keep CE at weight 1 whatever the KD settings.
+    assert apply_method(base_config(), "ft", kd=released_cifar10).distiller.student_loss_weight == 1
+    with pytest.raises(ValueError, match=r"unknown keys \['T'\]; expected only \['alpha', 'temp"):
+        apply_method(base_config(), "kd", kd={"T": 20.0})
