@@ -2,19 +2,20 @@
 checked, evaluated at a step and serialised in one place."""
 
 import keras
-from keras import ops
 
 from iekd_keras.optimizers.schedules import epoch_step_decay
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
-class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+class LinearWarmup(keras.optimizers.schedules.PolynomialDecay):
     """A weight that grows linearly from 0 to `target` over `warmup_steps`, then stays there.
 
         w(step) = target * min(step / warmup_steps, 1)     (w = target if warmup_steps == 0)
 
-    `step` is the optimizer's iteration count (0 for the first update), which the Distiller
-    passes to its terms as `batch["step"]`; the value is float32.
+    It is Keras's `PolynomialDecay(0.0, warmup_steps, end_learning_rate=target, power=1)`
+    (a constant `target` when `warmup_steps == 0`), under its own name and config
+    (`target`, `warmup_steps`). `step` is the optimizer's iteration count (0 for the first
+    update), which the Distiller passes to its terms as `batch["step"]`; the value is float32.
 
     Args:
         target: the weight after the warm-up, >= 0.
@@ -35,12 +36,14 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
             )
         self.target = float(target)
         self.warmup_steps = int(warmup_steps)
-
-    def __call__(self, step):
-        if self.warmup_steps == 0:
-            return ops.convert_to_tensor(self.target, "float32")
-        fraction = ops.cast(step, "float32") / float(self.warmup_steps)
-        return self.target * ops.minimum(fraction, 1.0)
+        # Without a warm-up both ends are `target`: the schedule is that constant.
+        super().__init__(
+            initial_learning_rate=self.target if self.warmup_steps == 0 else 0.0,
+            decay_steps=max(self.warmup_steps, 1),
+            end_learning_rate=self.target,
+            power=1.0,
+            name="LinearWarmup",
+        )
 
     def get_config(self):
         return {"target": self.target, "warmup_steps": self.warmup_steps}
