@@ -1,6 +1,7 @@
 """Distribution strategies and numeric precision of a run, chosen by config."""
 
 import contextlib
+import warnings
 
 import keras
 
@@ -18,10 +19,14 @@ def make_strategy(name):
     - "multi_worker": MultiWorkerMirroredStrategy; the cluster comes from the TF_CONFIG
       environment variable of each worker (TensorFlow only).
     - "one_device": the first GPU, else the CPU.
+
+    On JAX it first hides the GPUs from TensorFlow (`hide_gpus_from_tensorflow`), which then
+    only runs the tf.data pipelines, on the CPU.
     """
     if name not in STRATEGIES:
         raise ValueError(f"distribution={name!r} is not supported; expected one of {STRATEGIES}.")
     if keras.backend.backend() == "jax":
+        hide_gpus_from_tensorflow()
         return _jax_distribution(name)
     import tensorflow as tf
 
@@ -34,6 +39,37 @@ def make_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def hide_gpus_from_tensorflow():
+    """Keeps TensorFlow off the GPUs: `tf.config.set_visible_devices([], "GPU")`.
+
+    On JAX, TensorFlow only feeds the tf.data pipelines; left alone, its runtime would reserve
+    most of each GPU's memory at its first op and place ops there, beside JAX (flax and
+    big_vision hide the GPUs the same way). It must run before TensorFlow's first op: the
+    training entry point calls it through `make_strategy`, before any data is loaded. Later,
+    or on a machine without GPUs, it changes nothing; it warns if TensorFlow already holds a GPU.
+
+    Example:
+        >>> hide_gpus_from_tensorflow()  # before building any tf.data pipeline
+        >>> tf.config.get_visible_devices("GPU")
+        []
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:  # nothing to hide
+        return
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow's runtime has started: its devices are fixed
+        gpus = tf.config.get_visible_devices("GPU")
+        if gpus:
+            warnings.warn(
+                f"TensorFlow already uses {len(gpus)} GPU(s) beside JAX (it ran an op before "
+                "hide_gpus_from_tensorflow()), so it may hold most of their memory; build no "
+                "tf.data pipeline or tensor before make_strategy() on KERAS_BACKEND=jax.",
+                stacklevel=2,
+            )
 
 
 class KerasDataParallel:

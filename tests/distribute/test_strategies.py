@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import keras
@@ -16,6 +17,7 @@ from keras import ops
 from iekd_keras import CoupledWeightDecaySGD, Distiller
 from iekd_keras.distribute.strategies import (
     check_jit_compile,
+    hide_gpus_from_tensorflow,
     make_strategy,
     scaled_learning_rate,
     set_precision,
@@ -110,6 +112,61 @@ def test_strategy_names_and_errors():
         make_strategy("tpu")
     with pytest.raises(ValueError, match="precision='float8' is not supported"):
         set_precision("float8")
+
+
+# On KERAS_BACKEND=jax, make_strategy hides the GPUs from TensorFlow before its first op; the
+# spy records the call (this machine has no GPU), and tf.data still runs afterwards, on the CPU.
+HIDDEN_ON_JAX = """
+import warnings
+import keras
+import tensorflow as tf
+from iekd_keras.distribute.strategies import make_strategy
+
+assert keras.backend.backend() == "jax"
+calls = []
+original = tf.config.set_visible_devices
+def spy(devices, device_type=None):
+    calls.append((list(devices), device_type))
+    return original(devices, device_type)
+tf.config.set_visible_devices = spy
+warnings.simplefilter("error")
+make_strategy("auto")
+assert calls == [([], "GPU")], calls
+assert tf.config.get_visible_devices("GPU") == []
+assert tf.config.list_logical_devices("GPU") == []
+total = tf.data.Dataset.range(5).reduce(tf.constant(0, tf.int64), lambda a, b: a + b)
+assert int(total) == 10
+assert make_strategy("one_device").num_replicas_in_sync == 1  # after TF's first op: harmless
+assert len(calls) == 2
+print("HIDDEN")
+"""
+
+
+def test_make_strategy_hides_the_gpus_from_tensorflow_on_jax():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", HIDDEN_ON_JAX],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0 and "HIDDEN" in result.stdout, result.stderr[-3000:]
+
+
+def test_hiding_the_gpus_too_late_warns_when_tensorflow_holds_one(monkeypatch):
+    def started(devices, device_type=None):
+        raise RuntimeError("Visible devices cannot be modified after being initialized")
+
+    monkeypatch.setattr(tf.config, "set_visible_devices", started)
+    monkeypatch.setattr(tf.config, "get_visible_devices", lambda device_type=None: ["GPU:0"])
+    with pytest.warns(UserWarning, match=r"TensorFlow already uses 1 GPU\(s\) beside JAX"):
+        hide_gpus_from_tensorflow()
+    monkeypatch.setattr(tf.config, "get_visible_devices", lambda device_type=None: [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hide_gpus_from_tensorflow()  # nothing to warn about without a GPU
 
 
 def test_linear_learning_rate_scaling():
