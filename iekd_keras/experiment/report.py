@@ -73,7 +73,13 @@ def markdown_table(grouped):
 
 def plot_runs(workdirs, output_dir):
     """PNG plots: test accuracy per epoch per method, and the loss terms over training."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError(
+            "The report's plots need matplotlib, which is not installed: install the report "
+            'extra with pip install -e ".[report]" (or pip install matplotlib).'
+        ) from error
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

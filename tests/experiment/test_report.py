@@ -1,6 +1,7 @@
 """The report: mean ± std per method over seeds, and the plots."""
 
 import json
+import sys
 
 import pytest
 
@@ -68,3 +69,9 @@ def test_labels():
 def test_missing_run_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.json' does not exist"):
         collect_rows([tmp_path / "nothing"])
+
+
+def test_plots_without_matplotlib_name_the_report_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[report\]"'):
+        plot_runs([], tmp_path)
