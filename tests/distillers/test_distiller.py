@@ -235,6 +235,36 @@ def test_spatial_mismatch_names_both_shapes(teacher, teacher_encoder):
         Distiller(teacher, student, teacher_encoder)
 
 
+def test_spatial_mismatch_and_the_resize_option(teacher, teacher_encoder):
+    student = tiny_backbone(channels=6, name="big_student", input_shape=(16, 16, 3))
+    with pytest.raises(
+        ValueError,
+        match=r"is 4x4 .*'big_student' features are 8x8.*"
+        "resize_teacher_factor=True",
+    ):
+        Distiller(teacher, student, teacher_encoder)
+    # Both models then take 16x16 images; the teacher factor is resized from 8x8... to 8x8.
+    big_teacher = tiny_backbone(channels=8, name="teacher16", input_shape=(16, 16, 3))
+    small_student = tiny_backbone(channels=6, name="strided", input_shape=(16, 16, 3))
+    small_student = keras.Model(
+        small_student.inputs,
+        [small_student.outputs[0], keras.layers.MaxPooling2D(2)(small_student.outputs[1])],
+    )
+    autoencoder = FactorAutoencoder(4)
+    autoencoder.build(big_teacher.outputs[1].shape)
+    distiller = Distiller(
+        big_teacher, small_student, autoencoder.encoder, resize_teacher_factor=True
+    )
+    images = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype("float32")
+    terms, _ = distiller.compute_terms(images, np.zeros(2, "int32"), training=True)
+    assert float(terms["inheritance_loss"]) > 0
+
+
+def test_feature_map_too_narrow_to_split(teacher, teacher_encoder):
+    with pytest.raises(ValueError, match="feature map of 1 channels cannot be split"):
+        Distiller(teacher, tiny_backbone(channels=1, name="narrow"), teacher_encoder)
+
+
 def test_missing_teacher_encoder_and_bad_weights(teacher, student, teacher_encoder):
     with pytest.raises(ValueError, match="need the pre-trained teacher_encoder"):
         Distiller(teacher, student, None)

@@ -1,5 +1,6 @@
 """The staged run end to end on real digits: records, checkpoints, skipping finished stages."""
 
+import contextlib
 import json
 import os
 import signal
@@ -195,3 +196,37 @@ def test_mutual_learning_run(tmp_path):
     peer2 = keras.saving.load_model(tmp_path / "mutual" / "last_peer2.keras")
     for a, b in zip(exported.get_weights(), peer2.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batch_size_not_divisible_by_replicas(monkeypatch, tmp_path):
+    from iekd_keras.experiment import train
+
+    class ThreeReplicas:
+        num_replicas_in_sync = 3
+
+        def scope(self):
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(train, "make_strategy", lambda name: ThreeReplicas())
+    config = quickstart.get_config("smoke")
+    with pytest.raises(ValueError, match="config.batch_size=64 is not divisible by the 3 replicas"):
+        train.train_and_evaluate(config, tmp_path, data=load_digits(8))
+
+
+def test_weak_teacher_stops_the_run(tmp_path):
+    """The teacher sanity gate: a teacher below config.teacher.min_accuracy stops the run
+    before the student stage."""
+    config = quickstart.get_config("smoke")
+    config.teacher.skip_sanity_check = False
+    config.teacher.min_accuracy = 0.999
+    config.data.image_size = 8
+    config.teacher.model = "resnet8"
+    config.verbose = 0
+    with pytest.raises(
+        ValueError,
+        match=r"The teacher reaches \d+\.\d+% test accuracy, below "
+        r"the sanity floor of 99.90% \(chance is 10.00%\)",
+    ):
+        train_and_evaluate(config, tmp_path, data=load_digits(8))
+    assert (tmp_path / "teacher" / "last.keras").exists()
+    assert not (tmp_path / "student").exists()
