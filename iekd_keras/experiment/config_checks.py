@@ -1,4 +1,9 @@
-"""Checks a run config before any work starts, with messages that name the key and the value."""
+"""Checks a run config before any work starts, with messages that name the key and the value.
+
+Keys and types: the locked, type-safe `base_config()` refuses an unknown key or a value of
+another type (`complete_config` tells which). Here: the ranges of values and the rules across
+keys that a ConfigDict cannot express.
+"""
 
 import difflib
 
@@ -85,31 +90,24 @@ RANGES = {
     "mutual.export_peer": _one_of(1, 2),
 }
 
-# Keys whose default is None, with the types they accept when set.
-OPTIONAL_TYPES = {
-    "data.data_dir": (str,),
-    "data.manual_dir": (str,),
-    "data.directory": (str,),
-    "teacher.l2_decay": (int, float),
-    "teacher.min_accuracy": (int, float),
-    "distiller.split_seed": (int,),
-    "optimizer.scale_reference_batch_size": (int,),
-}
-
 
 class ConfigError(ValueError):
     """A config key that is unknown, of the wrong type, or out of range."""
 
 
-def validate_config(config, reference=None):
-    """Raises ConfigError for the first problem found; returns the config when it is sound.
+def validate_config(config):
+    """Raises ConfigError for the first problem found; returns the config, complete.
 
-    Checks: every key is known (suggesting the closest valid key), every value has the type of
-    the default (ints accepted for floats, lists for tuples), ranges (e.g. negative lambdas,
-    split ratios outside (0, 1), unknown model or dataset names, milestones past the end).
+    Unknown keys and wrong types are refused by the locked, type-safe `base_config()` that
+    `config` is written over (`complete_config`). Checked here: ranges (e.g. negative lambdas,
+    split ratios outside (0, 1), unknown dataset names), renamed options, milestones past the
+    end, the teacher checkpoint rule, the distillation terms and the model names.
+
+    Example:
+        >>> validate_config(quickstart.get_config()).teacher.min_accuracy is None
+        True
     """
-    reference = reference or base_config()
-    _check_keys_and_types(config, reference, prefix="")
+    config = complete_config(config)
     _check_renamed_reconstructions(config)
     for path, check in RANGES.items():
         value = _get(config, path)
@@ -120,13 +118,53 @@ def validate_config(config, reference=None):
                 f"config.{path}={value!r} is out of range: expected {check.expected}."
             )
     check_milestones(config)
-    if config.method != "dml" and not config.teacher.get("checkpoint", ""):
+    if config.method != "dml" and not config.teacher.checkpoint:
         _check_teacher_select(config.teacher)  # a teacher this run trains
     _check_distillation_losses(config)
     _check_model_names(config)
     if config.data.name == "image_folder" and not config.data.directory:
         raise ConfigError("config.data.directory must be set for data.name='image_folder'.")
     return config
+
+
+def complete_config(config):
+    """`config` written over a fresh `base_config()`: a key it leaves out keeps the base value.
+
+    The locked, type-safe ConfigDict refuses an unknown key or a value of another type; the
+    refusal is told as a ConfigError sentence that names the key (and the closest valid one).
+
+    Example:
+        >>> complete_config({"batch_size": 64}).teacher.epochs
+        160
+    """
+    complete = base_config()
+    _write(complete, config, prefix="")
+    return complete
+
+
+def _write(target, source, prefix):
+    for key, value in source.items():
+        path = f"{prefix}{key}"
+        if isinstance(target.get(key), ml_collections.ConfigDict):
+            if not isinstance(value, ml_collections.ConfigDict | dict):
+                raise ConfigError(f"config.{path} must be a group of keys; got {value!r}.")
+            _write(target[key], value, prefix=f"{path}.")
+            continue
+        try:
+            target[key] = value
+        except KeyError:  # locked: no such key
+            close = difflib.get_close_matches(key, list(target.keys()), n=1)
+            hint = f" Did you mean config.{prefix}{close[0]}?" if close else ""
+            raise ConfigError(
+                f"Unknown config key config.{path}.{hint} Valid keys here: {sorted(target.keys())}."
+            ) from None
+        except TypeError:  # type-safe: another type than the base value's
+            default = target[key]
+            like = "or None" if default is None else f"(like the default {default!r})"
+            raise ConfigError(
+                f"config.{path}={value!r} has type {type(value).__name__}; expected "
+                f"{target.get_type(key).__name__} {like}."
+            ) from None
 
 
 def _check_renamed_reconstructions(config):
@@ -141,51 +179,6 @@ def _get(config, path):
     for part in path.split("."):
         value = value.get(part) if isinstance(value, ml_collections.ConfigDict | dict) else None
     return value
-
-
-def _check_keys_and_types(config, reference, prefix):
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if key not in reference:
-            close = difflib.get_close_matches(key, list(reference.keys()), n=1)
-            hint = f" Did you mean config.{prefix}{close[0]}?" if close else ""
-            raise ConfigError(
-                f"Unknown config key config.{path}.{hint} Valid keys here: "
-                f"{sorted(reference.keys())}."
-            )
-        expected = reference[key]
-        if isinstance(expected, ml_collections.ConfigDict):
-            if not isinstance(value, ml_collections.ConfigDict | dict):
-                raise ConfigError(f"config.{path} must be a group of keys; got {value!r}.")
-            _check_keys_and_types(value, expected, prefix=f"{path}.")
-            continue
-        _check_type(path, value, expected)
-
-
-def _check_type(path, value, expected):
-    if value is None:
-        return
-    if expected is None:
-        allowed = OPTIONAL_TYPES.get(path)
-        if allowed and not isinstance(value, allowed):
-            names = " or ".join(t.__name__ for t in allowed)
-            raise ConfigError(f"config.{path}={value!r} must be {names} or None.")
-        return
-    if isinstance(expected, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(expected, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif isinstance(expected, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(expected, tuple | list):
-        ok = isinstance(value, tuple | list)
-    else:
-        ok = isinstance(value, type(expected))
-    if not ok:
-        raise ConfigError(
-            f"config.{path}={value!r} has type {type(value).__name__}; expected "
-            f"{type(expected).__name__} (like the default {expected!r})."
-        )
 
 
 def check_milestones(config):
@@ -213,8 +206,8 @@ def check_milestones(config):
 
 def _check_teacher_select(teacher):
     """A best-checkpoint rule that some epoch of the teacher's training can meet."""
-    select_from = teacher.get("select_from_epoch", 1)
-    if teacher.get("select", "last") == "best" and select_from > teacher.epochs:
+    select_from = teacher.select_from_epoch
+    if teacher.select == "best" and select_from > teacher.epochs:
         raise ConfigError(
             f"config.teacher.select_from_epoch={select_from} comes after the teacher's last "
             f"epoch (config.teacher.epochs={teacher.epochs}); expected at most "
@@ -225,7 +218,7 @@ def _check_teacher_select(teacher):
 def _check_distillation_losses(config):
     from iekd_keras.experiment.methods import LOSS_TYPES, build_distillation_losses
 
-    for index, spec in enumerate(config.get("distillation_losses", ())):
+    for index, spec in enumerate(config.distillation_losses):
         spec = dict(spec)
         if spec.get("type") not in LOSS_TYPES or set(spec) - {"type", "kwargs"}:
             raise ConfigError(
@@ -239,7 +232,7 @@ def _check_distillation_losses(config):
         except (TypeError, ValueError) as error:
             raise ConfigError(f"config.distillation_losses[{index}] ({spec}): {error}") from None
     for role in ("teacher", "student"):
-        taps = config[role].get("taps", ())
+        taps = config[role].taps
         if not all(isinstance(name, str) for name in taps):
             raise ConfigError(f"config.{role}.taps={taps!r} must be layer names (strings).")
 

@@ -5,10 +5,16 @@ docs/method.md#config-options.
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def base_config():
-    """All keys of an experiment config, set to the paper's CIFAR recipe.
+    """All keys of an experiment config, set to the paper's CIFAR recipe; locked.
+
+    The config is locked and type-safe: setting a key it does not have, or a value of another
+    type, raises (an int is taken for a float, a list for a tuple). Optional keys are typed
+    placeholders (`placeholder(float)`): None until set, and settable from the command line
+    (`--config.teacher.min_accuracy=0.5`).
 
     Teacher and student: 160 epochs, global batch 128, Nesterov SGD (momentum 0.9) at LR 0.1,
     x0.1 at epochs 80 and 120, coupled weight decay 5e-4. Auto-encoder: 30 epochs at a
@@ -31,9 +37,9 @@ def base_config():
         {
             "name": "cifar10",
             "image_size": 32,
-            "data_dir": None,
-            "manual_dir": None,
-            "directory": None,
+            "data_dir": placeholder(str),
+            "manual_dir": placeholder(str),
+            "directory": placeholder(str),
             "augmentation": (),
         }
     )
@@ -59,7 +65,7 @@ def base_config():
             "gamma": 0.1,
             # Linear LR scaling: learning_rate * batch_size / scale_reference_batch_size for
             # every stage (None: the learning rates are used as given).
-            "scale_reference_batch_size": None,
+            "scale_reference_batch_size": placeholder(int),
         }
     )
     config.teacher = ml_collections.ConfigDict(
@@ -68,10 +74,10 @@ def base_config():
             "checkpoint": "",
             "epochs": 160,
             # The teacher's own weight decay when it differs (None: optimizer.l2_decay).
-            "l2_decay": None,
+            "l2_decay": placeholder(float),
             # The sanity gate: the least test accuracy a teacher needs before distillation
             # (None: twice chance, i.e. 2 / num_classes); skip_sanity_check disables it.
-            "min_accuracy": None,
+            "min_accuracy": placeholder(float),
             "skip_sanity_check": False,
             # Intermediate outputs to tap by layer name (e.g. "stage1"), for AT and FitNet.
             "taps": (),
@@ -125,6 +131,7 @@ def base_config():
             "export_peer": 1,
         }
     )
+    config.lock()
     return config
 
 
