@@ -64,19 +64,6 @@ def l2_normalize_rows(x):
     return x * ops.rsqrt(ops.maximum(squared_norm, 1e-24))
 
 
-def pytorch_default_kernel():
-    """PyTorch's default Conv/Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    return keras.initializers.VarianceScaling(
-        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
-    )
-
-
-def pytorch_default_bias(fan_in):
-    """PyTorch's default Conv/Linear bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / float(fan_in) ** 0.5
-    return keras.initializers.RandomUniform(minval=-bound, maxval=bound)
-
-
 class BatchContext:
     """A read-only view of the Distiller's `batch` dict that Keras does not look inside.
 

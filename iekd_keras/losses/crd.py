@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from iekd_keras.distribute import replicas
+from iekd_keras.layers.initializers import pytorch_default_bias, pytorch_default_kernel
 from iekd_keras.losses import _terms
 from iekd_keras.losses import weights as loss_weights
 
@@ -151,8 +152,8 @@ class ContrastiveRepresentationDistillation(_terms.TermLayer):
     def _head(self, input_dim, name):
         head = keras.layers.Dense(
             self.embedding_dim,
-            kernel_initializer=_terms.pytorch_default_kernel(),
-            bias_initializer=_terms.pytorch_default_bias(input_dim),
+            kernel_initializer=pytorch_default_kernel(),
+            bias_initializer=pytorch_default_bias(input_dim),
             name=name,
         )
         head.build((None, input_dim))

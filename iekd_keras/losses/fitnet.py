@@ -5,6 +5,7 @@ from keras import ops
 
 from iekd_keras.distribute import replicas
 from iekd_keras.layers.factor_encoder import pytorch_batch_norm
+from iekd_keras.layers.initializers import pytorch_default_bias, pytorch_default_kernel
 from iekd_keras.losses import _terms
 from iekd_keras.losses import weights as loss_weights
 
@@ -16,8 +17,8 @@ def _conv(filters, kernel_size, strides, fan_in, name, transpose=False):
         kernel_size,
         strides=strides,
         padding="valid",
-        kernel_initializer=_terms.pytorch_default_kernel(),
-        bias_initializer=_terms.pytorch_default_bias(fan_in),
+        kernel_initializer=pytorch_default_kernel(),
+        bias_initializer=pytorch_default_bias(fan_in),
         name=name,
     )
 

@@ -11,69 +11,31 @@ of the CIFAR ResNet (``_weights_init`` in ``model/resnet.py`` of the IE-KD autho
 * 3x3 convolutions pad one pixel on every side, also when strided.
 """
 
-import math
-
 import keras
+
+from iekd_keras.layers.initializers import (
+    depthwise_kaiming_normal,
+    kaiming_normal,
+    pytorch_default_bias,
+)
 
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
-_FAN_MODES = ("fan_in", "fan_out")
 
 
-def kaiming_normal(mode="fan_in"):
-    """A fresh untruncated Kaiming-normal initializer with gain sqrt(2): std sqrt(2 / fan).
-
-    PyTorch's ``kaiming_normal_(w, mode=mode)`` with ``a=0`` or ``nonlinearity="relu"``. For a
-    Keras conv kernel ``(kh, kw, cin, cout)``, fan-in is ``kh * kw * cin`` and fan-out
-    ``kh * kw * cout``, as PyTorch counts them; for a dense kernel ``(in, out)``, ``in`` and
-    ``out``.
-
-    Example:
-        >>> keras.layers.Conv2D(64, 3, kernel_initializer=kaiming_normal("fan_out"))
-    """
-    if mode not in _FAN_MODES:
-        raise ValueError(f"kaiming_normal: mode must be 'fan_in' or 'fan_out'; got {mode!r}.")
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode=mode, distribution="untruncated_normal"
-    )
-
-
-def depthwise_kaiming_normal():
-    """Normal with std sqrt(2 / (kh * kw)) for a depthwise kernel: ``dw_conv_init`` of
-    ``model/mobilenet.py``, which takes the receptive field ``kh * kw`` alone as the fan.
-
-    Keras stores depthwise kernels as ``(kh, kw, channels, multiplier)``; with multiplier 1 its
-    fan-out is exactly ``kh * kw``.
-
-    Example:
-        >>> keras.layers.DepthwiseConv2D(3, depthwise_initializer=depthwise_kaiming_normal())
-    """
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal"
-    )
-
-
-def pytorch_linear_uniform(fan_in):
-    """PyTorch's default ``nn.Linear`` init of weight and bias: uniform in +-1/sqrt(fan_in).
-
-    For the weight this is ``kaiming_uniform_(a=sqrt(5))``, whose bound
-    ``sqrt(6 / ((1 + 5) * fan_in))`` equals the bias bound ``1 / sqrt(fan_in)``.
-
-    Example:
-        >>> keras.layers.Dense(10, kernel_initializer=pytorch_linear_uniform(512))
-    """
-    bound = 1.0 / math.sqrt(fan_in)
-    return keras.initializers.RandomUniform(minval=-bound, maxval=bound)
+def pytorch_padding(x, strides, name):
+    """``(x, padding)`` for a 3x3 kernel padded by one pixel on every side, as PyTorch does:
+    ``"same"`` at stride 1; when strided, an explicit ``ZeroPadding2D`` layer ``{name}_pad`` and
+    ``"valid"`` (Keras's ``"same"`` would pad only the bottom and right)."""
+    if strides == 1:
+        return x, "same"
+    return keras.layers.ZeroPadding2D(padding=1, name=f"{name}_pad")(x), "valid"
 
 
 def conv3x3(x, filters, strides, name, fan_mode="fan_in"):
     """3x3 convolution without bias, padded by one pixel on every side (PyTorch style), with a
     Kaiming-normal kernel over ``fan_mode``."""
-    if strides == 1:
-        padding = "same"
-    else:
-        x = keras.layers.ZeroPadding2D(padding=1, name=f"{name}_pad")(x)
-        padding = "valid"
+    x, padding = pytorch_padding(x, strides, name)
     return keras.layers.Conv2D(
         filters,
         kernel_size=3,
@@ -100,11 +62,7 @@ def conv1x1(x, filters, strides, name, fan_mode="fan_in"):
 
 def depthwise3x3(x, strides, name):
     """3x3 depthwise convolution without bias, padded by one pixel on every side."""
-    if strides == 1:
-        padding = "same"
-    else:
-        x = keras.layers.ZeroPadding2D(padding=1, name=f"{name}_pad")(x)
-        padding = "valid"
+    x, padding = pytorch_padding(x, strides, name)
     return keras.layers.DepthwiseConv2D(
         kernel_size=3,
         strides=strides,
@@ -136,6 +94,24 @@ def stage_output(x, stage):
     return keras.layers.Identity(name=f"stage{stage}")(x)
 
 
+def residual_stages(x, widths, strides, blocks_per_stage, block, prefix="stage"):
+    """Stacks stages of blocks: stage s (from 1) has ``blocks_per_stage[s - 1]`` blocks of
+    ``widths[s - 1]`` channels, the first with stride ``strides[s - 1]``, the others 1; block i
+    (from 1) is ``block(x, planes, strides, f"{prefix}{s}_block{i}")``; each stage ends with
+    :func:`stage_output`.
+
+    Example:
+        >>> x = residual_stages(x, (16, 32, 64), (1, 2, 2), (3, 3, 3), basic_block)
+    """
+    stages = zip(widths, strides, blocks_per_stage, strict=True)
+    for stage, (planes, stage_strides, count) in enumerate(stages, 1):
+        for index in range(1, count + 1):
+            block_strides = stage_strides if index == 1 else 1
+            x = block(x, planes, block_strides, f"{prefix}{stage}_block{index}")
+        x = stage_output(x, stage)
+    return x
+
+
 def features_output(x):
     """Marks the last feature map before global average pooling as the layer ``"features"``."""
     return keras.layers.Identity(name="features")(x)
@@ -145,7 +121,7 @@ def classifier_head(features, num_classes, kernel_initializer=None, bias_initial
     """Global average pooling followed by a dense layer that returns logits.
 
     The defaults are the CIFAR ResNet's: a Kaiming-normal fan-in kernel and ``nn.Linear``'s
-    uniform bias (``pytorch_linear_uniform``). Pass fresh initializers to change them.
+    uniform bias (``pytorch_default_bias``). Pass fresh initializers to change them.
 
     Example:
         >>> logits = classifier_head(features, 10, bias_initializer="zeros")
@@ -155,9 +131,16 @@ def classifier_head(features, num_classes, kernel_initializer=None, bias_initial
     return keras.layers.Dense(
         num_classes,
         kernel_initializer=kernel_initializer or kaiming_normal("fan_in"),
-        bias_initializer=bias_initializer or pytorch_linear_uniform(channels),
+        bias_initializer=bias_initializer or pytorch_default_bias(channels),
         name="logits",
     )(pooled)
+
+
+def model_inputs(input_shape, num_classes, builder):
+    """The ``"images"`` input of a backbone, after checking ``num_classes`` and ``input_shape``."""
+    check_num_classes(num_classes, builder)
+    check_input_shape(input_shape, builder)
+    return keras.Input(shape=tuple(input_shape), name="images")
 
 
 def check_num_classes(num_classes, builder):

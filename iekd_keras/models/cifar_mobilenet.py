@@ -37,13 +37,13 @@ _STAGE_ENDS = tuple(
 )
 
 
-def _separable_block(x, filters, strides, prefix, out_name):
+def _separable_block(x, filters, strides, prefix):
     x = blocks.depthwise3x3(x, strides, name=f"{prefix}_depthwise")
     x = blocks.batch_norm(x, name=f"{prefix}_depthwise_bn")
     x = blocks.relu(x, name=f"{prefix}_depthwise_relu")
     x = blocks.conv1x1(x, filters, 1, name=f"{prefix}_pointwise", fan_mode=_CONV_FAN_MODE)
     x = blocks.batch_norm(x, name=f"{prefix}_pointwise_bn")
-    return blocks.relu(x, name=out_name)
+    return blocks.relu(x, name=f"{prefix}_pointwise_relu")
 
 
 def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.0, name=None):
@@ -96,25 +96,17 @@ def cifar_mobilenet(num_classes=10, input_shape=(32, 32, 3), width_multiplier=1.
             f"cifar_mobilenet: width_multiplier={width_multiplier!r} leaves a block with no "
             "channels; use a value of at least 1/64."
         )
-    blocks.check_num_classes(num_classes, "cifar_mobilenet")
-    blocks.check_input_shape(input_shape, "cifar_mobilenet")
+    inputs = blocks.model_inputs(input_shape, num_classes, "cifar_mobilenet")
     if name is None:
         name = "mobilenet"
 
-    inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = blocks.conv3x3(inputs, _STEM_FILTERS, 1, name="stem_conv", fan_mode=_CONV_FAN_MODE)
     x = blocks.batch_norm(x, name="stem_bn")
     x = blocks.relu(x, name="stem_relu")
     stage = 1
     for index, (filters, strides) in enumerate(_BLOCK_PLAN, 1):
         prefix = f"block{index}"
-        x = _separable_block(
-            x,
-            int(filters * width_multiplier),
-            strides,
-            prefix,
-            out_name=f"{prefix}_pointwise_relu",
-        )
+        x = _separable_block(x, int(filters * width_multiplier), strides, prefix)
         if index in _STAGE_ENDS:
             x = blocks.stage_output(x, stage)
             stage += 1

@@ -1,5 +1,7 @@
 """The CIFAR ResNet of He et al. (2016) as a two-output functional Keras model."""
 
+import functools
+
 import keras
 
 from iekd_keras.models import _building_blocks as blocks
@@ -16,7 +18,7 @@ def _option_a_shortcut(x, planes):
     return keras.ops.pad(subsampled, [[0, 0], [0, 0], [0, 0], [pad, pad]])
 
 
-def _basic_block(x, planes, strides, shortcut, prefix, out_name):
+def _basic_block(x, planes, strides, prefix, shortcut):
     in_planes = x.shape[-1]
     out = blocks.conv3x3(x, planes, strides, name=f"{prefix}_conv1")
     out = blocks.batch_norm(out, name=f"{prefix}_bn1")
@@ -33,7 +35,7 @@ def _basic_block(x, planes, strides, shortcut, prefix, out_name):
         residual = blocks.batch_norm(residual, name=f"{prefix}_shortcut_bn")
 
     out = keras.layers.Add(name=f"{prefix}_add")([out, residual])
-    return blocks.relu(out, name=out_name)
+    return blocks.relu(out, name=f"{prefix}_relu2")
 
 
 def cifar_resnet(depth, num_classes=10, input_shape=(32, 32, 3), shortcut="A", name=None):
@@ -76,30 +78,22 @@ def cifar_resnet(depth, num_classes=10, input_shape=(32, 32, 3), shortcut="A", n
             f"cifar_resnet: unknown shortcut={shortcut!r}; expected 'A' (parameter-free "
             "subsample and zero-pad) or 'B' (1x1 convolution and batch norm)."
         )
-    blocks.check_num_classes(num_classes, "cifar_resnet")
-    blocks.check_input_shape(input_shape, "cifar_resnet")
+    inputs = blocks.model_inputs(input_shape, num_classes, "cifar_resnet")
     blocks_per_stage = (depth - 2) // 6
     if name is None:
         name = f"resnet{depth}" + ("b" if shortcut_key == "B" else "")
 
-    inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = blocks.conv3x3(inputs, _STAGE_WIDTHS[0], 1, name="stem_conv")
     x = blocks.batch_norm(x, name="stem_bn")
     x = blocks.relu(x, name="stem_relu")
 
-    stages = zip(_STAGE_WIDTHS, _STAGE_STRIDES, strict=True)
-    for stage, (planes, stage_strides) in enumerate(stages, 1):
-        for index in range(1, blocks_per_stage + 1):
-            prefix = f"stage{stage}_block{index}"
-            x = _basic_block(
-                x,
-                planes,
-                stage_strides if index == 1 else 1,
-                shortcut_key,
-                prefix,
-                out_name=f"{prefix}_relu2",
-            )
-        x = blocks.stage_output(x, stage)
+    x = blocks.residual_stages(
+        x,
+        _STAGE_WIDTHS,
+        _STAGE_STRIDES,
+        (blocks_per_stage,) * len(_STAGE_WIDTHS),
+        functools.partial(_basic_block, shortcut=shortcut_key),
+    )
     features = blocks.features_output(x)
 
     logits = blocks.classifier_head(features, num_classes)

@@ -3,6 +3,11 @@ functional Keras model."""
 
 import keras
 
+from iekd_keras.layers.initializers import (
+    kaiming_normal,
+    pytorch_default_bias,
+    pytorch_default_kernel,
+)
 from iekd_keras.models import _building_blocks as blocks
 
 _STAGE_WIDTHS = (64, 128, 256, 512)
@@ -13,7 +18,7 @@ _BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 _CONV_FAN_MODE = "fan_out"
 
 
-def _basic_block(x, planes, strides, prefix, out_name):
+def _basic_block(x, planes, strides, prefix):
     """torchvision ``BasicBlock``: conv3x3-BN-ReLU-conv3x3-BN, plus shortcut, then ReLU.
 
     The shortcut is the identity, or a 1x1 convolution (no bias) plus batch norm where the
@@ -35,7 +40,7 @@ def _basic_block(x, planes, strides, prefix, out_name):
         residual = blocks.batch_norm(residual, name=f"{prefix}_shortcut_bn")
 
     out = keras.layers.Add(name=f"{prefix}_add")([out, residual])
-    return blocks.relu(out, name=out_name)
+    return blocks.relu(out, name=f"{prefix}_relu2")
 
 
 def _stem(inputs):
@@ -47,7 +52,7 @@ def _stem(inputs):
         strides=2,
         padding="valid",
         use_bias=False,
-        kernel_initializer=blocks.kaiming_normal(_CONV_FAN_MODE),
+        kernel_initializer=kaiming_normal(_CONV_FAN_MODE),
         name="stem_conv",
     )(x)
     x = blocks.batch_norm(x, name="stem_bn")
@@ -99,27 +104,15 @@ def imagenet_resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=Non
             f"imagenet_resnet: invalid depth={depth!r}; the depth must be one of {valid} "
             "(the basic-block ResNets)."
         )
-    blocks.check_num_classes(num_classes, "imagenet_resnet")
-    blocks.check_input_shape(input_shape, "imagenet_resnet")
+    inputs = blocks.model_inputs(input_shape, num_classes, "imagenet_resnet")
     if name is None:
         name = f"resnet{depth}"
 
-    inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = _stem(inputs)
 
-    stage_blocks = _BLOCKS_PER_STAGE[depth]
-    stages = zip(_STAGE_WIDTHS, _STAGE_STRIDES, stage_blocks, strict=True)
-    for stage, (planes, stage_strides, num_blocks) in enumerate(stages, 1):
-        for index in range(1, num_blocks + 1):
-            prefix = f"stage{stage}_block{index}"
-            x = _basic_block(
-                x,
-                planes,
-                stage_strides if index == 1 else 1,
-                prefix,
-                out_name=f"{prefix}_relu2",
-            )
-        x = blocks.stage_output(x, stage)
+    x = blocks.residual_stages(
+        x, _STAGE_WIDTHS, _STAGE_STRIDES, _BLOCKS_PER_STAGE[depth], _basic_block
+    )
     features = blocks.features_output(x)
 
     # nn.Linear's default for both the weight and the bias.
@@ -127,7 +120,7 @@ def imagenet_resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=Non
     logits = blocks.classifier_head(
         features,
         num_classes,
-        kernel_initializer=blocks.pytorch_linear_uniform(fan_in),
-        bias_initializer=blocks.pytorch_linear_uniform(fan_in),
+        kernel_initializer=pytorch_default_kernel(),
+        bias_initializer=pytorch_default_bias(fan_in),
     )
     return keras.Model(inputs=inputs, outputs=[logits, features], name=name)

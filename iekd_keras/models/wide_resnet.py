@@ -1,7 +1,10 @@
 """Wide residual networks (Zagoruyko & Komodakis, 2016) as two-output functional Keras models."""
 
+import functools
+
 import keras
 
+from iekd_keras.layers.initializers import pytorch_default_kernel
 from iekd_keras.models import _building_blocks as blocks
 
 _GROUP_STRIDES = (1, 2, 2)
@@ -9,7 +12,7 @@ _GROUP_STRIDES = (1, 2, 2)
 _CONV_FAN_MODE = "fan_out"
 
 
-def _wide_block(x, planes, strides, dropout_rate, prefix):
+def _wide_block(x, planes, strides, prefix, dropout_rate):
     """Pre-activation block; the BN-ReLU output also feeds the projection shortcut."""
     in_planes = x.shape[-1]
     equal_in_out = in_planes == planes
@@ -85,26 +88,21 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
         raise ValueError(
             f"wide_resnet: dropout_rate must be in [0, 1); got dropout_rate={dropout_rate!r}."
         )
-    blocks.check_num_classes(num_classes, "wide_resnet")
-    blocks.check_input_shape(input_shape, "wide_resnet")
+    inputs = blocks.model_inputs(input_shape, num_classes, "wide_resnet")
     blocks_per_group = (depth - 4) // 6
     group_widths = (16 * width, 32 * width, 64 * width)
     if name is None:
         name = f"wrn_{depth}_{width}"
 
-    inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = blocks.conv3x3(inputs, 16, 1, name="stem_conv", fan_mode=_CONV_FAN_MODE)
-    groups = zip(group_widths, _GROUP_STRIDES, strict=True)
-    for group, (planes, group_strides) in enumerate(groups, 1):
-        for index in range(1, blocks_per_group + 1):
-            x = _wide_block(
-                x,
-                planes,
-                group_strides if index == 1 else 1,
-                dropout_rate,
-                prefix=f"group{group}_block{index}",
-            )
-        x = blocks.stage_output(x, group)
+    x = blocks.residual_stages(
+        x,
+        group_widths,
+        _GROUP_STRIDES,
+        (blocks_per_group,) * len(group_widths),
+        functools.partial(_wide_block, dropout_rate=dropout_rate),
+        prefix="group",
+    )
     x = blocks.batch_norm(x, name="final_bn")
     features = blocks.relu(x, name="features")
 
@@ -112,7 +110,7 @@ def wide_resnet(depth, width, num_classes=10, input_shape=(32, 32, 3), dropout_r
     logits = blocks.classifier_head(
         features,
         num_classes,
-        kernel_initializer=blocks.pytorch_linear_uniform(group_widths[-1]),
+        kernel_initializer=pytorch_default_kernel(),
         bias_initializer="zeros",
     )
     return keras.Model(inputs=inputs, outputs=[logits, features], name=name)
