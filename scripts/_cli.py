@@ -317,6 +317,16 @@ def _load_config(path, args):
     return config
 
 
+# What a locked, type-safe ConfigDict (recipes.base_config()) says when a config file sets a key
+# it does not have, or a value of another type.
+_LOCKED_KEY = re.compile(r'Key "(?P<key>[^"]+)" does not exist and cannot be added')
+_SUGGESTION = re.compile(r'Did you mean "(?P<close>[^"]+)" instead of')
+_CAST = re.compile(
+    r"Could not override field '(?P<key>[^']+)' \(reference\)\. (?P<value>.*) is of original "
+    r"type <class '(?P<got>[^']+)'> and cannot be casted to type <class '(?P<want>[^']+)'>"
+)
+
+
 def _config_failure(path, args, error):
     message = " ".join(str(error).split()).rstrip(".")
     if isinstance(error, SyntaxError):
@@ -326,6 +336,21 @@ def _config_failure(path, args, error):
         return f"The config file {path!r} refuses {called}: {message}."
     lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if _same_file(f, path)]
     where = f" at line {lines[-1]}" if lines else ""
+    unknown, cast = _LOCKED_KEY.search(message), _CAST.search(message)
+    if isinstance(error, AttributeError | KeyError) and unknown:
+        close = _SUGGESTION.search(message)
+        hint = f" Did you mean {close['close']!r}?" if close else ""
+        return (
+            f"The config file {path!r} sets the unknown config key {unknown['key']!r}{where} "
+            f"in {called}: its config has no such key.{hint}"
+        )
+    if isinstance(error, TypeError) and cast:
+        got, want = (cast[name].rpartition(".")[-1] for name in ("got", "want"))
+        value = repr(cast["value"]) if got == "str" else cast["value"]
+        return (
+            f"The config file {path!r} sets config key {cast['key']!r} to {value} ({got})"
+            f"{where} in {called}; expected {want}."
+        )
     return f"The config file {path!r} fails{where} in {called}: {type(error).__name__}: {message}."
 
 
@@ -342,18 +367,19 @@ def _override_error(error, config, overrides, config_flag):
     for key, token in overrides:
         prefix = f"flag --{config_flag}.{key}="
         if text.startswith(prefix):
-            detail = text[len(prefix) :].split(": ", 1)[-1]
-            current = _value_at(config, key)
+            detail = text[len(prefix) :].split(": ", 1)[-1].rstrip(".")
+            current, expected = _value_at(config, key), _type_at(config, key)
+            like = f" like the config's {current!r}" if current is not None else ""
             return BadConfig(
-                f"Bad value in {token}: expected {type(current).__name__} like the config's "
-                f"{current!r} ({detail.rstrip('.')})."
+                f"Bad value in {token}: expected {expected.__name__}{like} ({detail})."
             )
     if isinstance(error, config_flags.UnsupportedOperationError):
         for key, token in overrides:
-            if _value_at(config, key) is None:
+            if _type_at(config, key) is type(None):
                 return BadConfig(
                     f"{token} cannot be applied: config.{key} is None in the config file, so "
-                    "the command line cannot know its type; set it in a config file instead."
+                    "the command line cannot know its type; declare it there as "
+                    "ml_collections.config_dict.placeholder(<type>)."
                 )
     if isinstance(error, flags.Error | AttributeError | KeyError | TypeError | ValueError):
         return BadConfig(f"The config overrides cannot be applied: {text}")
@@ -364,3 +390,12 @@ def _value_at(config, key):
     for part in key.split("."):
         config = config.get(part) if isinstance(config, ConfigDict | dict) else None
     return config
+
+
+def _type_at(config, key):
+    """The type of the config's `key`: a typed placeholder's (`placeholder(float)`) when unset."""
+    group, _, name = key.rpartition(".")
+    parent = _value_at(config, group) if group else config
+    if isinstance(parent, ConfigDict) and name in parent:
+        return parent.get_type(name)
+    return type(_value_at(config, key))

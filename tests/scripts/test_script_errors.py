@@ -104,6 +104,24 @@ def cases(tmp):
     bad_syntax.write_text("def get_config(:\n    pass\n")
     bad_name = tmp / "bad_name.py"
     bad_name.write_text("def get_config(arg=None):\n    return undefined_name\n")
+    # Config files that set what the locked base_config() does not have or take.
+    recipe = "from iekd_keras.experiment.recipes import digits_quickstart\n\n\n"
+    typo = tmp / "typo.py"
+    typo.write_text(
+        f"{recipe}def get_config(arg=None):\n    config = digits_quickstart()\n"
+        "    config.distiller.lamda_inh = 1.0\n    return config\n"
+    )
+    wrong_type = tmp / "wrong_type.py"
+    wrong_type.write_text(
+        f"{recipe}def get_config(arg=None):\n    config = digits_quickstart()\n"
+        "    config.student.epochs = 'ten'\n    return config\n"
+    )
+    # A config of the user's own with an untyped None (base_config() has typed placeholders).
+    untyped_none = tmp / "untyped_none.py"
+    untyped_none.write_text(
+        "import ml_collections\n\n\ndef get_config(arg=None):\n"
+        "    return ml_collections.ConfigDict({'teacher': {'min_accuracy': None}})\n"
+    )
     checkpoints = keras_files(tmp)
     workdir = workdir_of_another_config(tmp / "run")
     train = [QUICKSTART + ":smoke", f"--workdir={tmp / 'unused'}"]
@@ -137,10 +155,36 @@ def cases(tmp):
         "stray_argument": ("train.py", [*train, "extra"], {}, ()),
         "bad_seeds": ("sweep.py", [*train, "--seeds=0,a"], {}, ()),
         "report_without_runs": ("report.py", [], {}, ()),
+        "untyped_none": (
+            "train.py",
+            [f"--config={untyped_none}", "--workdir=/tmp/x", "--config.teacher.min_accuracy=0.5"],
+            {},
+            (),
+        ),
         # Found once the config is loaded (TensorFlow imported).
         "bad_variant": ("train.py", [QUICKSTART + ":bogus", "--workdir=/tmp/x"], {}, ()),
         "wrong_type": ("train.py", [*train, "--config.student.epochs=abc"], {}, ()),
-        "none_valued_key": ("train.py", [*train, "--config.teacher.min_accuracy=0.5"], {}, ()),
+        # A typed placeholder (None by default) takes a value from the command line: -0.5
+        # reaches the run's range check, which refuses it before anything trains.
+        "placeholder_out_of_range": (
+            "train.py",
+            [*train, *SMALL, "--config.teacher.min_accuracy=-0.5"],
+            {},
+            (),
+        ),
+        "placeholder_bad_value": (
+            "train.py",
+            [*train, "--config.teacher.min_accuracy=abc"],
+            {},
+            (),
+        ),
+        "config_file_typo": ("train.py", [f"--config={typo}", "--workdir=/tmp/x"], {}, ()),
+        "config_file_wrong_type": (
+            "train.py",
+            [f"--config={wrong_type}", "--workdir=/tmp/x"],
+            {},
+            (),
+        ),
         "config_error": ("train.py", [*train, *SMALL, "--config.student.model=resnet18"], {}, ()),
         "other_config": (
             "train.py",
@@ -177,7 +221,10 @@ def runs(tmp_path_factory):
 SLOW = {
     "bad_variant",
     "wrong_type",
-    "none_valued_key",
+    "placeholder_out_of_range",
+    "placeholder_bad_value",
+    "config_file_typo",
+    "config_file_wrong_type",
     "config_error",
     "other_config",
     "report_of_no_run",
@@ -292,10 +339,33 @@ def test_override_values_the_config_cannot_take(runs):
         "Bad value in --config.student.epochs=abc: expected int like the config's 2 "
         "(invalid literal for int() with base 10: 'abc')."
     )
-    assert one_sentence(runs, "none_valued_key", 2) == (
+    assert one_sentence(runs, "placeholder_bad_value", 2) == (
+        "Bad value in --config.teacher.min_accuracy=abc: expected float (could not convert "
+        "string to float: 'abc')."
+    )
+    assert one_sentence(runs, "untyped_none", 2) == (
         "--config.teacher.min_accuracy=0.5 cannot be applied: config.teacher.min_accuracy is "
-        "None in the config file, so the command line cannot know its type; set it in a "
-        "config file instead."
+        "None in the config file, so the command line cannot know its type; declare it there "
+        "as ml_collections.config_dict.placeholder(<type>)."
+    )
+
+
+def test_a_placeholder_is_set_from_the_command_line(runs):
+    """teacher.min_accuracy is None in base_config(), typed float: the command line sets it."""
+    assert one_sentence(runs, "placeholder_out_of_range", 2) == (
+        "config.teacher.min_accuracy=-0.5 is out of range: expected >= 0."
+    )
+
+
+def test_config_file_setting_what_the_locked_config_refuses(runs):
+    typo = one_sentence(runs, "config_file_typo", 2)
+    assert typo.endswith(
+        "typo.py' sets the unknown config key 'lamda_inh' at line 6 in get_config(): its "
+        "config has no such key. Did you mean 'lambda_inh'?"
+    )
+    assert one_sentence(runs, "config_file_wrong_type", 2).endswith(
+        "wrong_type.py' sets config key 'epochs' to 'ten' (str) at line 6 in get_config(); "
+        "expected int."
     )
 
 
