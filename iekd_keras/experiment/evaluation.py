@@ -8,6 +8,7 @@ import keras
 from iekd_keras.data import load_dataset
 from iekd_keras.distillers import StandaloneTrainer
 from iekd_keras.distillers.model_checks import two_output_shapes
+from iekd_keras.experiment.config_checks import complete_config
 
 # Suffixes Keras reads as legacy HDF5 files rather than .keras zip archives.
 LEGACY_SUFFIXES = (".h5", ".hdf5")
@@ -80,11 +81,25 @@ def keras_file_problem(path):
     return None
 
 
+def evaluate_accuracy(model, data, batch_size):
+    """Top-1 accuracy of a (logits, features) model on the test split of `data`.
+
+    Example:
+        >>> evaluate_accuracy(load_two_output_model("teacher.keras", "teacher"), data, 256)
+        0.9721
+    """
+    trainer = StandaloneTrainer(model).compile(metrics=["accuracy"])
+    logs = trainer.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
+    return float(logs["accuracy"])
+
+
 def evaluate_checkpoint(path, config, split="test"):
-    """Top-1 accuracy and cross-entropy of a saved model on `split` of `config.data`.
+    """Top-1 accuracy and cross-entropy of a saved model on `split` of `config.data` (a key
+    the config leaves out takes base_config()'s value).
 
     The train split is evaluated without augmentation.
     """
+    config = complete_config(config)
     model = load_two_output_model(path, "model")
     data = load_dataset(config.data)
     dataset = data.evaluation_dataset(config.eval_batch_size, split)

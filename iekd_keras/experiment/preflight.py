@@ -19,7 +19,6 @@ import inspect
 import random
 from pathlib import Path
 
-import keras
 import numpy as np
 from keras.src.backend.common import global_state
 from keras.src.random import seed_generator
@@ -27,20 +26,15 @@ from keras.src.random import seed_generator
 from iekd_keras.data import build_augmentation_layers
 from iekd_keras.distillers.model_checks import named_output_shapes, two_output_shapes
 from iekd_keras.experiment import stages as stage_objects
-from iekd_keras.experiment.config_checks import ConfigError, check_milestones
+from iekd_keras.experiment.config_checks import ConfigError, check_milestones, complete_config
 from iekd_keras.experiment.evaluation import load_two_output_model
 from iekd_keras.experiment.methods import build_distillation_losses
-from iekd_keras.layers import FactorAutoencoder, FeatureSplit
+from iekd_keras.experiment.stages import BEST, LAST, SUMMARY
+from iekd_keras.layers import FeatureSplit
 from iekd_keras.losses import ContrastiveRepresentationDistillation
 from iekd_keras.losses import weights as loss_weights
 from iekd_keras.models import get_model
 
-# The files a stage leaves in workdir/<stage>/ (train.py writes them): the summary marks a
-# finished stage.
-SUMMARY = "summary.json"
-LAST = "last.keras"
-BEST = "best.keras"
-IE_KD_STAGES = ("teacher", "autoencoder", "student", "baseline")
 # Keras's counters of auto-generated names ("dense_3"): restored so that names do not shift.
 _NAME_UIDS = "object_name_uids"
 
@@ -60,15 +54,16 @@ def check_run(config, data, workdir=None, replicas=1):
     Example:
         >>> check_run(quickstart.get_config(), load_digits(16), "runs/quickstart")
     """
+    config = complete_config(config)
     check_milestones(config)
     check_batch_split(config, replicas)
+    pending = [s.name for s in stage_objects.plan(config) if not _finished(workdir, s.name)]
     with _leaves_no_state():
         _check_data_options(config, data)
-        if config.method == "dml":
-            if not _finished(workdir, "mutual"):
-                _check_mutual(config, data)
-        else:
-            _check_distillation(config, data, workdir)
+        if "mutual" in pending:
+            _check_mutual(config, data)
+        elif config.method != "dml":
+            _check_distillation(config, data, workdir, pending)
 
 
 def check_batch_split(config, replicas):
@@ -118,7 +113,7 @@ def _train_dataset_takes(data, argument):
 
 
 def _check_data_options(config, data):
-    specs = tuple(config.data.get("augmentation", ()))
+    specs = tuple(config.data.augmentation)
     if not specs:
         return
     if not _train_dataset_takes(data, "augmentation"):
@@ -155,7 +150,7 @@ def _new_model(config, key, data):
 
 
 def _teacher_source(config):
-    checkpoint = config.teacher.get("checkpoint", "")
+    checkpoint = config.teacher.checkpoint
     if checkpoint:
         return f"config.teacher.checkpoint={checkpoint!r}"
     return f"config.teacher.model={config.teacher.model!r}"
@@ -164,11 +159,11 @@ def _teacher_source(config):
 def _teacher(config, data, workdir):
     """The teacher the remaining stages use: loaded from config.teacher.checkpoint or from the
     finished teacher stage, else a fresh model of config.teacher.model."""
-    checkpoint = config.teacher.get("checkpoint", "")
+    checkpoint = config.teacher.checkpoint
     if checkpoint:
         return _loaded_teacher(checkpoint, _teacher_source(config), data)
     if _finished(workdir, "teacher"):
-        selected = BEST if config.teacher.get("select", "last") == "best" else LAST
+        selected = BEST if config.teacher.select == "best" else LAST
         path = Path(workdir) / "teacher" / selected
         return _loaded_teacher(path, f"The finished teacher stage's {str(path)!r}", data)
     return _new_model(config, "teacher.model", data)
@@ -200,7 +195,7 @@ def _loaded_teacher(path, source, data):
 
 
 def _tapped(config, role, model, source):
-    taps = tuple(config[role].get("taps", ()))
+    taps = tuple(config[role].taps)
     try:
         return stage_objects.tapped(model, taps)
     except (TypeError, ValueError) as error:
@@ -225,9 +220,7 @@ def _teacher_encoder(config, data, workdir, teacher):
 
 def _saved_encoder(config, workdir, teacher):
     path = Path(workdir) / "autoencoder" / LAST
-    wrapper = keras.saving.load_model(path, compile=False)
-    autoencoder = next(layer for layer in wrapper.layers if isinstance(layer, FactorAutoencoder))
-    encoder = autoencoder.encoder
+    encoder = stage_objects.saved_autoencoder(path).encoder
     expected = teacher.outputs[1].shape[-1]
     takes = encoder.convs[0].kernel.shape[-2]
     if takes != expected:
@@ -255,12 +248,10 @@ def _built(key, context, build):
 # IE-KD: teacher -> auto-encoder -> student (+ baseline)
 
 
-def _check_distillation(config, data, workdir):
-    pending = [stage for stage in IE_KD_STAGES if not _finished(workdir, stage)]
-    if not config.baseline:
-        pending.remove("baseline")
+def _check_distillation(config, data, workdir, pending):
+    """The IE-KD stages of `pending` (the stages of stages.plan not finished in the workdir)."""
     teacher = None
-    if config.teacher.get("checkpoint", "") or {"teacher", "autoencoder", "student"} & set(pending):
+    if config.teacher.checkpoint or {"teacher", "autoencoder", "student"} & set(pending):
         teacher = _teacher(config, data, workdir)
     if "student" in pending:
         encoder = _teacher_encoder(config, data, workdir, teacher)
@@ -338,7 +329,7 @@ def _check_split(config, source, features):
 def _distillation_terms(config, data, teacher_shapes, student_shapes, sources):
     """Each term of config.distillation_losses, built on the run's output shapes."""
     terms = []
-    for index, spec in enumerate(config.get("distillation_losses", ())):
+    for index, spec in enumerate(config.distillation_losses):
         spec = dict(spec)
         key = f"config.distillation_losses[{index}] (type {spec['type']!r})"
         if spec["type"] == "crd":

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import keras
+import ml_collections
 import numpy as np
 import pytest
 
@@ -31,10 +32,20 @@ def tiny_config():
     return config
 
 
+def without(config, *keys):
+    """`config` as a user's own config could write it: a plain ConfigDict without `keys`."""
+    tree = config.to_dict()
+    for key in keys:
+        del tree[key]
+    return ml_collections.ConfigDict(tree)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
-    config = tiny_config()
+    # Left out, `deterministic` and `export` take base_config()'s True: the tests below check
+    # the recorded determinism and the export.
+    config = without(tiny_config(), "deterministic", "export")
     return config, workdir, train_and_evaluate(config, workdir)
 
 
@@ -127,7 +138,7 @@ def test_same_config_and_seed_reproduce_every_metric(run, tmp_path):
     second = json.loads((tmp_path / "results.json").read_text())
     assert metric_fields(second) == metric_fields(first)
     assert first["versions"]["tensorflow"] and first["device_count"] == 1
-    assert first["config"]["deterministic"] is True
+    assert first["config"]["deterministic"] is True and "deterministic" not in config
 
 
 def test_killed_run_resumes_to_the_same_result(run, tmp_path):
