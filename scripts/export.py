@@ -26,11 +26,12 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     from iekd_keras.data import load_dataset
+    from iekd_keras.experiment.config_checks import complete_config
     from iekd_keras.experiment.evaluation import load_two_output_model
     from iekd_keras.experiment.export import export_student
 
     student = load_two_output_model(_CHECKPOINT.value, "student")
-    data = load_dataset(_CONFIG.value.data)
+    data = load_dataset(complete_config(_CONFIG.value).data)
     for kind, path in export_student(student, _OUTPUT.value, data.mean, data.std).items():
         print(f"{kind}: {path}")
 

@@ -11,19 +11,22 @@ DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012", "image_folder")
 def load_dataset(config):
     """Builds the dataset a `config.data` block names.
 
-    Keys: `name` (one of DATASETS), `image_size` (digits, imagenet2012, image_folder),
-    `data_dir` (tfds datasets), `manual_dir` (imagenet2012), `directory` (image_folder).
+    Keys, read as given (a run's config has every key of `base_config().data`): `name` (one
+    of DATASETS), `image_size` (digits, imagenet2012, image_folder), `data_dir` (tfds
+    datasets), `manual_dir` (imagenet2012), `directory` (image_folder).
+
+    Example:
+        >>> load_dataset(quickstart.get_config().data).input_shape
+        (16, 16, 1)
     """
     name = config.name
     if name == "digits":
-        return load_digits(image_size=config.get("image_size", 16))
+        return load_digits(image_size=config.image_size)
     if name in ("cifar10", "cifar100"):
-        return load_cifar(name, data_dir=config.get("data_dir"))
+        return load_cifar(name, data_dir=config.data_dir)
     if name == "imagenet2012":
         return ImageNetData(
-            data_dir=config.get("data_dir"),
-            manual_dir=config.get("manual_dir"),
-            image_size=config.get("image_size", 224),
+            data_dir=config.data_dir, manual_dir=config.manual_dir, image_size=config.image_size
         )
     if name == "image_folder":
         return load_image_folder(config.directory, image_size=config.image_size)
