@@ -4,7 +4,8 @@
 `teacher`, updated first in each step), peer 2 the CIFAR MobileNet (its `student`). The yaml leaves kl_loss_weight at the released code's default 0, which
 would train the two nets independently; the KL weight here is DML's 1, as in
 `config/DML/cifar100/resnet56-20.yaml`, the one DML yaml that sets it.
-Objective of peer k: CE_k + KL(p_-k || p_k) (T = 1, weight 1).
+Objective of peer k, written from the config's weights: `methods.objective(get_config())`
+(`iekd_keras.experiment.methods`, docs/method.md#ie-dml): DML's CE_k + KL, T = 1.
 Recipe of the released DML configs: 200 epochs, GLOBAL batch 64 on ONE device, Nesterov SGD
 0.1 x0.1 at epochs 60/120/180, coupled weight decay 5e-4, alternating updates (peer 1 first).
 Field-by-field comparison with the released yaml: docs/config_audit.md.

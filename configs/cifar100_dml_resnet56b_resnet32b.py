@@ -2,7 +2,8 @@
 
 `config/DML/cifar100/resnet56-20.yaml`: peer 1 `resnet56B`, peer 2 `resnet32B` (option B both;
 the yaml's name says 20 but its student is a ResNet-32), KL weight 1.
-Objective of peer k: CE_k + KL(p_-k || p_k) (T = 1, weight 1).
+Objective of peer k, written from the config's weights: `methods.objective(get_config())`
+(`iekd_keras.experiment.methods`, docs/method.md#ie-dml): DML's CE_k + KL, T = 1.
 Recipe of the released DML configs: 200 epochs, GLOBAL batch 64 on ONE device, Nesterov SGD
 0.1 x0.1 at epochs 60/120/180, coupled weight decay 5e-4, alternating updates (peer 1 first).
 Field-by-field comparison with the released yaml: docs/config_audit.md.

@@ -2,15 +2,12 @@
 
 CIFAR-100, WRN-28-10 -> ResNet-32(B) (`config/ft/cifar100/WRN28_10-resnet32.yaml`); the teacher
 factor coder maps 640 -> 32 channels.
-Variants (`--config=<file>:<method>[,smoke]`, docs/method.md#ie-x); the default is `ie`:
-- `student`: CE (the student alone; every run also trains it as the `baseline` stage)
-- `ie`: CE + lambda_inh * D_1(F_inh, F_T) - lambda_exp * D_1(F_exp, F_T)
-- `kd`: 0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4 (this pair has no KD yaml; alpha 0.9,
-  T 4 of the CIFAR-100 one, `config/kd/cifar100/resnet110-32B.yaml`); `ie_kd` adds the IE terms
-- `at`: CE + 1000 * sum over stages 1-3 of mean (a_s - a_t)^2; `ie_at` adds the IE terms
-- `ft`: CE + 500 * D_1(translator(f_s), F_T); `ie_ft` adds the IE terms
-- `fitnet`: CE + 100 * MSE(regressor(f_s^stage2), f_t^stage2)
-- `crd`: CE + 0.8 * CRD (16384 negatives, T = 0.07); `ie_crd` adds the IE terms
+Variants (`--config=<file>:<method>[,smoke]`; the default is `ie`): `student` (CE alone; every
+run also trains it as the `baseline` stage), `ie`, and `kd`, `at`, `ft`, `fitnet`, `crd` alone
+or with the IE terms (`ie_kd`, ...), with the standard settings of docs/method.md#ie-x. A
+variant's objective, written from its weights, is `methods.objective(get_config(variant))`
+(`iekd_keras.experiment.methods`). KD takes alpha 0.9, T = 4 of the CIFAR-100 KD yaml,
+`config/kd/cifar100/resnet110-32B.yaml` (this pair has none).
 Recipe: 160 epochs, GLOBAL batch 128 on ONE device, Nesterov SGD 0.1 x0.1 at epochs 80/120,
 coupled weight decay 5e-4; teacher auto-encoder 30 epochs at 0.1; a baseline student alone.
 The student learns from the teacher's best epoch (best.keras: the highest test accuracy, from

@@ -3,7 +3,9 @@
 The released code has no ImageNet part. This follows the common recipe of comparable papers
 (CRD, OD): 100 epochs, GLOBAL batch 256, Nesterov SGD 0.1 x0.1 at epochs 30/60/90, coupled
 weight decay 1e-4; the teacher factor coder maps 512 -> 256 channels (FT's rate 0.5, an
-assumption) and is pre-trained for 5 epochs (an assumption); lambda_inh = lambda_exp = 50.
+assumption) and is pre-trained for 5 epochs (an assumption); lambda_inh = lambda_exp = 50. The
+objective, written from the config's weights: `methods.objective(get_config())`
+(`iekd_keras.experiment.methods`, docs/method.md#the-objective).
 Assumes 8 GPUs (32 images each) under MirroredStrategy; the LR is NOT scaled by batch size.
 The student learns from the teacher's best epoch on the validation set, from epoch 20 on (the
 released CIFAR rule, an assumption here).

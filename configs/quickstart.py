@@ -2,7 +2,9 @@
 
 Teacher ResNet-20 -> factor auto-encoder -> IE-KD ResNet-8 student, plus the same ResNet-8
 trained alone from the same initial weights. 16x16 grey digits (1,438 train / 359 test),
-global batch 64, one device. Objective: CE + 50 * L_inh - 50 * D_1(F_exp, F_T).
+global batch 64, one device. Objective: IE with lambda_inh = lambda_exp = 50, written from the
+config's weights by `methods.objective(get_config())` (`iekd_keras.experiment.methods`,
+docs/method.md#the-objective).
 The student learns from the last teacher (15 epochs end before epoch 20, where the released
 code starts keeping its best checkpoint).
 

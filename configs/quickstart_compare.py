@@ -1,15 +1,11 @@
 """The paper's comparison on the offline digits: classic distillers and their IE versions.
 
 Teacher ResNet-20 -> ResNet-8 student, 16x16 digits, global batch 64, one device, 15 epochs.
-Select the method with the variant; each names its objective (docs/method.md#ie-x):
-
-- `:student`  CE (the student alone)
-- `:ie`       CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)
-- `:kd`       0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4;       `:ie_kd` adds the IE terms
-- `:at`       CE + 1000 * sum over stages 1-3 of mean (a_s - a_t)^2; `:ie_at` adds the IE terms
-- `:ft`       CE + 500 * D_1(translator(f_s), F_T);                   `:ie_ft` adds the IE terms
-- `:fitnet`   CE + 100 * MSE(regressor(f_s^stage2), f_t^stage2)
-- `:crd`      CE + 0.8 * CRD (1,024 negatives on this small set);     `:ie_crd` adds the IE terms
+Select the method with the variant (docs/method.md#ie-x): `:student` (CE alone), `:ie`, and
+`:kd`, `:at`, `:ft`, `:fitnet`, `:crd` alone or with the IE terms (`:ie_kd`, ...), with the
+standard settings (KD: T = 4, alpha 0.9; CRD with 1,024 negatives on this small set). A
+variant's objective, written from its weights, is `methods.objective(get_config(variant))`
+(`iekd_keras.experiment.methods`).
 
 Add `,smoke` for a 2-epoch run. To share one teacher across methods and seeds, pass
 `--config.teacher.checkpoint=runs/quickstart/teacher/last.keras`.

@@ -1,8 +1,9 @@
 """Quickstart for mutual learning: DML of two ResNet-8 peers on the offline digits.
 
-Objective of peer k: CE_k + KL(p_-k || p_k) (T = 1, weight 1), alternating updates. The
-`ie` variant is IE-DML: + 50 * D_1(F_k_inh, F_-k) - 50 * D_1(F_k_exp, F_-k), where F_-k is the
-peer's factor from its online auto-encoder (docs/method.md#ie-dml; an assumption of this library).
+Objective of peer k, written from the config's weights: `methods.objective(get_config(variant))`
+(`iekd_keras.experiment.methods`): DML's CE_k + KL (T = 1), alternating updates. The `ie`
+variant is IE-DML: the IE terms, weights 50/50, against the peer's factor from its online
+auto-encoder (docs/method.md#ie-dml; an assumption of this library).
 16x16 digits, global batch 64, one device.
 
     python scripts/train.py --config=configs/quickstart_dml.py --workdir=runs/dml

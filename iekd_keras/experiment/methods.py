@@ -3,10 +3,12 @@
 IE-X = X's own full objective (its own CE weight included) + lambda_inh * L_inh
        + lambda_exp * L_exp on the split halves (docs/method.md#ie-x). Each method's extra terms are
 config entries `{"type": ..., "kwargs": {...}}` in `config.distillation_losses`; the models'
-stage taps they need are in `config.teacher.taps` / `config.student.taps`.
+stage taps they need are in `config.teacher.taps` / `config.student.taps`. `objective(config)`
+writes a config's objective from its own weights (the config files point at it).
 """
 
 import difflib
+import inspect
 
 from iekd_keras.losses import (
     AttentionTransfer,
@@ -25,40 +27,32 @@ LOSS_TYPES = {
 }
 DISPLAY_NAMES = {"kd": "KD", "at": "AT", "fitnet": "FitNet", "ft": "FT", "crd": "CRD"}
 
-# Each method: its formula, its extra terms and the taps it needs. Standard
-# hyper-parameters of docs/method.md#ie-x (KD: T = 4, alpha = 0.9, CE weight 1 - alpha; AT:
-# beta = 1000 on the three stage outputs; FitNet: beta = 100 at stage 2; FT: beta = 500;
-# CRD: beta = 0.8). apply_method's `kd` sets other KD settings, e.g. a released yaml's.
+# Each method: its extra terms and the taps it needs. Standard hyper-parameters of
+# docs/method.md#ie-x (KD: T = 4, alpha = 0.9, CE weight 1 - alpha; AT: beta = 1000 on the three
+# stage outputs; FitNet: beta = 100 at stage 2; FT: beta = 500; CRD: beta = 0.8). apply_method's
+# `kd` sets other KD settings, e.g. a released yaml's.
 STAGES = ("stage1", "stage2", "stage3")
 STANDARD_KD = {"temperature": 4.0, "alpha": 0.9}
 METHODS = {
-    "student": {"formula": "CE (the student alone)", "losses": ()},
-    "ie": {
-        "formula": "CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)",
-        "losses": (),
-    },
-    "kd": {
-        "formula": "{ce} * CE + {alpha} * T^2 * KL(p_t^T || p_s^T), T = {temperature}",
-        "losses": ({"type": "kd", "kwargs": dict(STANDARD_KD)},),
-    },
-    "at": {
-        "formula": "CE + 1000 * sum_stages mean (a_s - a_t)^2 (a: normalised attention maps)",
-        "losses": ({"type": "at", "kwargs": {"beta": 1000.0}},),
-        "taps": STAGES,
-    },
-    "fitnet": {
-        "formula": "CE + 100 * MSE(regressor(f_s^stage2), f_t^stage2)",
-        "losses": ({"type": "fitnet", "kwargs": {"beta": 100.0}},),
-        "taps": ("stage2",),
-    },
-    "ft": {
-        "formula": "CE + 500 * D_1(translator(f_s), F_T) (full-width translator)",
-        "losses": ({"type": "ft", "kwargs": {"beta": 500.0}},),
-    },
-    "crd": {
-        "formula": "CE + 0.8 * CRD (NCE over 16384 negatives, T = 0.07, memory momentum 0.5)",
-        "losses": ({"type": "crd", "kwargs": {"beta": 0.8}},),
-    },
+    "student": {"losses": ()},
+    "ie": {"losses": ()},
+    "kd": {"losses": ({"type": "kd", "kwargs": dict(STANDARD_KD)},)},
+    "at": {"losses": ({"type": "at", "kwargs": {"beta": 1000.0}},), "taps": STAGES},
+    "fitnet": {"losses": ({"type": "fitnet", "kwargs": {"beta": 100.0}},), "taps": ("stage2",)},
+    "ft": {"losses": ({"type": "ft", "kwargs": {"beta": 500.0}},)},
+    "crd": {"losses": ({"type": "crd", "kwargs": {"beta": 0.8}},)},
+}
+# Each term's objective (docs/method.md#ie-x) and its settings, from the term's arguments (those
+# a config leaves out take the loss class's defaults); `objective` puts them together.
+TERMS = {
+    "kd": ("{alpha} * T^2 * KL(p_t^T || p_s^T)", "T = {temperature}"),
+    "at": ("{beta} * sum over the taps of mean (a_s - a_t)^2", "a: normalised attention maps"),
+    "fitnet": ("{beta} * MSE(regressor(f_s^{student_output}), f_t^{teacher_output})", None),
+    "ft": ("{beta} * D_{p}(translator(f_s), F_T)", "full-width translator"),
+    "crd": (
+        "{beta} * CRD",
+        "CRD: NCE over {num_negatives} negatives, tau = {temperature}, momentum {momentum}",
+    ),
 }
 
 
@@ -115,24 +109,86 @@ def kd_ce_weight(settings):
 
 
 def formula(method, kd=None):
-    """The objective of `method` as a string, for config docstrings and reports.
+    """The objective of `method` with the standard settings (`kd`: other KD settings) and the IE
+    weights of `base_config()`: `objective(apply_method(base_config(), method, kd))`.
 
     Example:
         >>> formula("kd", kd={"temperature": 20.0, "alpha": 0.95})
-        '0.05 * CE + 0.95 * T^2 * KL(p_t^T || p_s^T), T = 20'
+        '0.05 * CE + 0.95 * T^2 * KL(p_t^T || p_s^T); T = 20'
+        >>> formula("ie")
+        'CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)'
     """
-    base = method[3:] if method.startswith("ie_") else method
-    text = METHODS[base]["formula"]
-    if base == "kd":
-        settings = kd_settings(kd)
-        text = text.format(
-            ce=f"{kd_ce_weight(settings):g}",
-            alpha=f"{settings['alpha']:g}",
-            temperature=f"{settings['temperature']:g}",
-        )
-    if method.startswith("ie_"):
-        text += " + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)"
-    return text
+    from iekd_keras.experiment.recipes import base_config
+
+    return objective(apply_method(base_config(), method, kd))
+
+
+def objective(config):
+    """The objective a config trains, as text, from its own weights (docs/method.md#the-objective;
+    for method "dml", the objective of peer k, docs/method.md#ie-dml). Settings follow a ";".
+
+    Example:
+        >>> objective(quickstart.get_config())
+        'CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)'
+    """
+    if config["method"] == "dml":
+        return _mutual_objective(config["mutual"], config["distiller"]["p"])
+    distiller = config["distiller"]
+    terms, notes = [_times(distiller["student_loss_weight"], "CE")], []
+    for spec in config["distillation_losses"]:
+        expression, note = TERMS[spec["type"]]
+        settings = {**_defaults(LOSS_TYPES[spec["type"]]), **(spec.get("kwargs") or {})}
+        settings = {key: _number(value) for key, value in settings.items()}
+        terms.append(expression.format(**settings))
+        notes += [note.format(**settings)] if note else []
+    p = _number(distiller["p"])
+    terms += _ie_terms(distiller, f"D_{p}(F_inh, F_T)", f"D_{p}(F_exp, F_T)")
+    return _join(terms, notes)
+
+
+def _mutual_objective(mutual, p):
+    terms = ["CE_k", _times(mutual["kl_weight"], "T^2 * KL(p_-k || p_k)")]
+    terms += _ie_terms(mutual, f"D_{_number(p)}(F_k^inh, F_-k)", f"D_{_number(p)}(F_k^exp, F_-k)")
+    notes = [f"T = {_number(mutual['temperature'])}"]
+    if len(terms) > 2:
+        source = {"autoencoder": "online auto-encoder factor", "inheritance": "inheritance factor"}
+        notes.append(f"F_-k: the other peer's {source[mutual['peer_factor']]}")
+        if mutual["peer_factor"] == "autoencoder":
+            terms.append("rec_k")
+    return _join(terms, notes)
+
+
+def _ie_terms(weights, inheritance, exploration):
+    terms = []
+    if weights["lambda_inh"]:
+        terms.append(_times(weights["lambda_inh"], inheritance))
+    if weights["lambda_exp"]:
+        terms.append("-" + _times(weights["lambda_exp"], exploration))
+    return terms
+
+
+def _join(terms, notes):
+    text = " + ".join(term for term in terms if term).replace("+ -", "- ")
+    return "; ".join([text or "0", *notes])
+
+
+def _times(weight, term):
+    """`weight * term`, with no weight shown for 1 and nothing at all for 0."""
+    if isinstance(weight, int | float) and weight in (0, 1):
+        return term if weight == 1 else ""
+    return f"{_number(weight)} * {term}"
+
+
+def _number(value):
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _defaults(cls):
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def build_distillation_losses(specs, num_train_examples):

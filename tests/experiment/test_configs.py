@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def load(path, arg=None):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_is_complete_and_documented(path):
     config, doc = load(path)
-    assert set(config.to_dict()) == set(base_config().to_dict())
+    assert config.is_locked and set(config.to_dict()) == set(base_config().to_dict())
     assert config.data.name in DATASETS
     for role in ("teacher", "student"):
         assert get_model(config[role].model, 10) is not None
@@ -33,6 +34,13 @@ def test_config_is_complete_and_documented(path):
     assert smoke.student.epochs <= 2 and smoke.teacher.epochs <= 2
     with pytest.raises(ValueError, match="Unknown (config variant|method) 'large'"):
         load(path, "large")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_docstring_points_at_the_objective_instead_of_retyping_it(path):
+    _, doc = load(path)
+    assert "methods.objective(get_config(" in doc
+    assert not re.search(r"D_\d\(|KL\(|\* CE|L_inh", doc), "a retyped formula"
 
 
 def test_paper_defaults():

@@ -4,9 +4,14 @@ import math
 
 import pytest
 
-from configs import quickstart_compare
+from configs import (
+    cifar10_resnet20b_resnet56b,
+    cifar10_resnet56b_resnet20b,
+    quickstart_compare,
+    quickstart_dml,
+)
 from iekd_keras.data import load_digits
-from iekd_keras.experiment.methods import apply_method, formula
+from iekd_keras.experiment.methods import apply_method, formula, objective
 from iekd_keras.experiment.recipes import base_config
 from iekd_keras.experiment.train import train_and_evaluate
 from iekd_keras.models import get_model
@@ -76,8 +81,48 @@ def test_kd_settings_come_from_the_config():
     assert config.distiller.lambda_inh == 50.0
     assert formula("kd", kd=released_cifar10).startswith("0.05 * CE + 0.95 * T^2 * KL")
     assert formula("kd", kd=released_cifar10).endswith("T = 20")
-    assert formula("kd") == "0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T), T = 4"
+    assert formula("kd") == "0.1 * CE + 0.9 * T^2 * KL(p_t^T || p_s^T); T = 4"
     # Other methods keep CE at weight 1 whatever the KD settings.
     assert apply_method(base_config(), "ft", kd=released_cifar10).distiller.student_loss_weight == 1
     with pytest.raises(ValueError, match=r"unknown keys \['T'\]; expected only \['alpha', 'temp"):
         apply_method(base_config(), "kd", kd={"T": 20.0})
+
+
+def test_the_objective_is_written_from_the_configs_own_weights():
+    # The same variants of two pairs: IE weights 50 and 1 (the reverse pair's), KD's T 20.
+    ie_terms = "{w}D_1(F_inh, F_T) - {w}D_1(F_exp, F_T)"
+    for module, weight in (
+        (cifar10_resnet56b_resnet20b, "50 * "),
+        (cifar10_resnet20b_resnet56b, ""),
+    ):
+        terms = ie_terms.format(w=weight)
+        assert objective(module.get_config("ie")) == f"CE + {terms}"
+        assert objective(module.get_config("ie_kd")) == (
+            f"0.05 * CE + 0.95 * T^2 * KL(p_t^T || p_s^T) + {terms}; T = 20"
+        )
+        assert (
+            objective(module.get_config("kd"))
+            == "0.05 * CE + 0.95 * T^2 * KL(p_t^T || p_s^T); T = 20"
+        )
+    config = apply_method(base_config(), "ie_ft")
+    config.distiller.lambda_inh, config.distiller.lambda_exp, config.distiller.p = 2, 0.5, 2.0
+    config.distillation_losses = ({"type": "ft", "kwargs": {"beta": 250.0, "p": 2}},)
+    assert objective(config) == (
+        "CE + 250 * D_2(translator(f_s), F_T) + 2 * D_2(F_inh, F_T) - 0.5 * D_2(F_exp, F_T); "
+        "full-width translator"
+    )
+    # Settings a config leaves out are the loss class's defaults; those it sets are its own.
+    assert objective(quickstart_compare.get_config("crd")).endswith(
+        "CRD: NCE over 1024 negatives, tau = 0.07, momentum 0.5"
+    )
+    assert formula("ie") == "CE + 50 * D_1(F_inh, F_T) - 50 * D_1(F_exp, F_T)"  # base_config's
+
+
+def test_the_objective_of_mutual_learning():
+    assert objective(quickstart_dml.get_config()) == "CE_k + T^2 * KL(p_-k || p_k); T = 1"
+    config = quickstart_dml.get_config("ie")
+    config.mutual.kl_weight, config.mutual.lambda_exp = 0.5, 10.0
+    assert objective(config) == (
+        "CE_k + 0.5 * T^2 * KL(p_-k || p_k) + 50 * D_1(F_k^inh, F_-k) - 10 * D_1(F_k^exp, F_-k) "
+        "+ rec_k; T = 1; F_-k: the other peer's online auto-encoder factor"
+    )
