@@ -13,6 +13,7 @@ from iekd_keras.experiment.config_checks import ConfigError, complete_config, va
 from iekd_keras.experiment.recipes import base_config
 
 QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.py"
+pytestmark = pytest.mark.backend_agnostic
 
 
 def test_base_config_is_locked_and_type_safe():
