@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: interleaved timing, medians, tables, JSON, machine facts.
+"""Shared helpers of the benchmarks: the flags they share, interleaved timing, medians, tables,
+JSON, machine facts.
 
 Every script measures its variants side by side in ONE process, interleaved (A B C A B C ...),
 after warm-up calls that absorb tracing and compilation; it reports per-step medians and the
@@ -6,6 +7,7 @@ ratios between variants. Absolute times on a shared 2-core machine mean little; 
 interleaved medians are what the targets are stated in.
 """
 
+import argparse
 import datetime
 import json
 import os
@@ -20,8 +22,173 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(BENCH_DIR, "results")
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+for _path in (REPO_ROOT, BENCH_DIR):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+# --quick: a sanity run of a few minutes (each script may shorten more of its own settings).
+QUICK = {"repetitions": 2, "steps": 2, "warmup": 2}
+QUICK_CIFAR_BATCH_SIZE = 32
+
+
+def argument_parser(
+    doc,
+    output,
+    *,
+    pairs=None,
+    batch_size=True,
+    repetitions=5,
+    steps=3,
+    warmup=3,
+    tensorflow=True,
+    wait=True,
+    patches=False,
+):
+    """The flags the benchmarks share, with this script's defaults.
+
+    `doc` is the script's docstring (its first paragraph becomes the description), `output`
+    the default name of its JSON in bench/results. `pairs` (a default such as
+    "cifar,quickstart") gives `--pairs` instead of the single `--pair`; `batch_size=False`, or
+    None for `repetitions`, `steps` or `warmup`, leaves that flag out; `tensorflow` adds
+    `--deterministic`, `wait` `--max_load` / `--max_wait_s`, `patches` `--patches`. Add the
+    script's own flags to the parser, then read them with `parse_args`, e.g.
+
+        parser = _common.argument_parser(__doc__, "vs_keras")
+        parser.add_argument("--kinds", default="kd,feat,eval")
+        args = _common.parse_args(parser, argv)
+    """
+    from _models import PAIRS
+
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    if pairs:
+        parser.add_argument(
+            "--pairs", default=pairs, help=f"comma-separated, some of {', '.join(PAIRS)}"
+        )
+    else:
+        parser.add_argument("--pair", default="cifar", choices=sorted(PAIRS))
+    if batch_size:
+        parser.add_argument(
+            "--batch_size",
+            type=int,
+            default=0,
+            help=f"training batch; 0: the pair's own (--quick: {QUICK_CIFAR_BATCH_SIZE} on cifar)",
+        )
+    for name, default, help_text in (
+        ("repetitions", repetitions, "rounds (interleaved variants) or runs"),
+        ("steps", steps, "timed steps of a variant per round"),
+        ("warmup", warmup, "untimed steps of each variant first"),
+    ):
+        if default is not None:
+            parser.add_argument(f"--{name}", type=int, default=default, help=help_text)
+    if tensorflow:
+        parser.add_argument(
+            "--deterministic",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="TF op determinism, as scripts/train.py sets by default (config.deterministic)",
+        )
+    if wait:
+        parser.add_argument("--max_load", type=float, default=1.3)
+        parser.add_argument(
+            "--max_wait_s",
+            type=float,
+            default=0,
+            help="wait up to this long for a 1-minute load average below --max_load",
+        )
+    if patches:
+        parser.add_argument(
+            "--patches",
+            default="",
+            help="build the models with these prototypes of library changes, "
+            "e.g. fused_bn+pool_shortcut (bench/experiments/)",
+        )
+    parser.add_argument("--output", default=output, help="name of the JSON in bench/results")
+    parser.add_argument("--quick", action="store_true", help="a sanity run of a few minutes")
+    return parser
+
+
+def parse_args(parser, argv=None, **quick):
+    """Parses `argv` and checks the shared flags (`--pairs` becomes a list); --quick shortens
+    the settings left at their defaults (`QUICK`, then `quick`: this script's own) and appends
+    "_quick" to --output."""
+    from _models import PAIRS
+
+    args = parser.parse_args(argv)
+    if hasattr(args, "pairs"):
+        args.pairs = comma_list(parser, args, "pairs", PAIRS)
+    if getattr(args, "patches", ""):
+        from experiments import patches
+
+        unknown = [name for name in patches.names(args.patches) if name not in patches.PATCH_NAMES]
+        if unknown:
+            parser.error(
+                f"--patches: unknown {', '.join(map(repr, unknown))}; expected names from "
+                f"{', '.join(patches.PATCH_NAMES)} joined by '+'."
+            )
+    if args.quick:
+        for name, value in {**QUICK, **quick}.items():
+            if hasattr(args, name) and getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+        args.output += "_quick"
+    return args
+
+
+def comma_list(parser, args, flag, choices):
+    """The comma-separated values of `args.<flag>`, each one of `choices` (else a usage error);
+    `choices` may be a type instead, such as int."""
+    text = getattr(args, flag)
+    values = [value for value in text.split(",") if value]
+    try:
+        if isinstance(choices, type):
+            return [choices(value) for value in values or [""]]
+        if values and all(value in choices for value in values):
+            return values
+    except ValueError:
+        pass
+    expected = choices.__name__ if isinstance(choices, type) else ", ".join(choices)
+    parser.error(f"--{flag}={text!r}: expected a comma-separated list of {expected}.")
+
+
+def require_torch(parser):
+    """A usage error unless PyTorch, a benchmark-only extra, is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        parser.error(
+            f"PyTorch is not installed in {sys.executable}: install the CPU build "
+            "(pip install torch --index-url https://download.pytorch.org/whl/cpu), "
+            "a benchmark-only extra."
+        )
+
+
+def batch_size(args, pair_name):
+    """The training batch of a pair: --batch_size, else 32 for the CIFAR pair under --quick,
+    else 0 (the pair's own)."""
+    if args.batch_size:
+        return args.batch_size
+    return QUICK_CIFAR_BATCH_SIZE if args.quick and pair_name == "cifar" else 0
+
+
+def wait_then_describe(args, extra_packages=()):
+    """Waits for a quiet machine (--max_load, --max_wait_s); returns `machine_info` with the
+    wait's outcome."""
+    loads, quiet = wait_for_quiet_machine(args.max_load, args.max_wait_s)
+    info = machine_info(extra_packages)
+    info["quiet_machine"] = quiet
+    info["load_average_start"] = loads
+    return info
+
+
+def start_tensorflow(args, intra_op_threads=0, inter_op_threads=0, extra_packages=()):
+    """`wait_then_describe`, then imports TensorFlow with op determinism as --deterministic
+    says; returns (tf, machine facts)."""
+    info = wait_then_describe(args, extra_packages)
+    tf = configure_tensorflow(intra_op_threads, inter_op_threads)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return tf, info
 
 
 def load_average():
@@ -153,6 +320,15 @@ def summarize(step_times, images_per_step):
     }
 
 
+def summarize_pair(times, pair):
+    """`summarize` of every variant of `interleave`'s result; those named "..._eval" ran
+    evaluation steps of `pair.eval_batch_size` images, the others `pair.batch_size`."""
+    return {
+        name: summarize(t, pair.eval_batch_size if name.endswith("_eval") else pair.batch_size)
+        for name, t in times.items()
+    }
+
+
 def print_table(title, header, rows):
     """A plain-text table with right-aligned numeric columns."""
     cells = [[str(c) for c in header]] + [[_format(c) for c in row] for row in rows]
@@ -168,6 +344,15 @@ def print_table(title, header, rows):
         )
         if index == 0:
             print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+
+
+def print_summary(title, summary, median_header="median ms"):
+    """The table of `summarize` results, one row per variant."""
+    rows = [
+        [name, s["median_ms"], s["q1_ms"], s["q3_ms"], s["images_per_s"]]
+        for name, s in summary.items()
+    ]
+    print_table(title, ["variant", median_header, "q1 ms", "q3 ms", "images/s"], rows)
 
 
 def _format(value):

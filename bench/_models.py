@@ -1,4 +1,4 @@
-"""The teacher/student pairs and Keras trainers the benchmarks build (TensorFlow backend)."""
+"""The teacher/student pairs and Keras trainers the benchmarks build (TensorFlow or JAX)."""
 
 import dataclasses
 
@@ -56,32 +56,10 @@ def teacher_encoder(factor_channels=32):
 
 
 def hinton_kd(temperature=4.0, alpha=0.9):
-    """`iekd_keras.losses.HintonKD` when the package has it, else the local stand-in.
+    """The library's `HintonKD` term; returns (term, "library") for the reports."""
+    from iekd_keras.losses import HintonKD
 
-    Returns (term, "library" | "bench-local")."""
-    try:
-        from iekd_keras.losses import HintonKD
-
-        return HintonKD(temperature=temperature, alpha=alpha, name="kd_loss"), "library"
-    except ImportError:
-        return LocalHintonKD(temperature, alpha), "bench-local"
-
-
-class LocalHintonKD:
-    """alpha * T^2 * mean_b KL(softmax(z_t/T) || softmax(z_s/T)), the Distiller term protocol."""
-
-    def __init__(self, temperature=4.0, alpha=0.9, name="kd_loss"):
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-        self.name = name
-
-    def __call__(self, teacher_outputs, student_outputs, batch):
-        from keras import ops
-
-        t = ops.log_softmax(ops.cast(teacher_outputs["logits"], "float32") / self.temperature)
-        s = ops.log_softmax(ops.cast(student_outputs["logits"], "float32") / self.temperature)
-        kl = ops.mean(ops.sum(ops.exp(t) * (t - s), axis=-1))
-        return self.alpha * self.temperature**2 * kl
+    return HintonKD(temperature=temperature, alpha=alpha, name="kd_loss"), "library"
 
 
 def optimizer(learning_rate=0.1):

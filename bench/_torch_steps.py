@@ -4,6 +4,15 @@ numpy batches as the Keras variants (transposed to NCHW once, outside the timed 
 import itertools
 
 
+def network(pair, name):
+    """The PyTorch reference of the pair's network `name` ("resnet20", "resnet56b", ...)."""
+    import torch_reference as reference
+
+    depth = int(name.removeprefix("resnet").removesuffix("b"))
+    option = "B" if name.endswith("b") else "A"
+    return reference.resnet(depth, pair.num_classes, pair.input_shape[-1], option)
+
+
 def torch_variants(pair, wanted, train_batches, threads=0, run_decoders=False, prefix="torch"):
     """dict name -> one-step callable, for the kinds in `wanted` ("student", "iekd",
     "teacher", "eval")."""
@@ -14,14 +23,6 @@ def torch_variants(pair, wanted, train_batches, threads=0, run_decoders=False, p
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    option = "B" if pair.teacher.endswith("b") else "A"
-    channels = pair.input_shape[-1]
-
-    def depth(name):
-        return int(name.removeprefix("resnet").removesuffix("b"))
-
-    def network(name):
-        return reference.resnet(depth(name), pair.num_classes, channels, option)
 
     images, labels = train_batches
     images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 1, 4, 2, 3)))
@@ -38,13 +39,15 @@ def torch_variants(pair, wanted, train_batches, threads=0, run_decoders=False, p
 
     variants = {}
     if "student" in wanted:
-        variants[f"{prefix}_student"] = cycling(reference.StudentStep(network(pair.student)))
+        variants[f"{prefix}_student"] = cycling(reference.StudentStep(network(pair, pair.student)))
     if "teacher" in wanted:
-        variants[f"{prefix}_teacher"] = cycling(reference.TeacherInference(network(pair.teacher)))
+        variants[f"{prefix}_teacher"] = cycling(
+            reference.TeacherInference(network(pair, pair.teacher))
+        )
     if "iekd" in wanted:
         variants[f"{prefix}_iekd"] = cycling(
             reference.IEKDStep(
-                network(pair.teacher), network(pair.student), run_decoders=run_decoders
+                network(pair, pair.teacher), network(pair, pair.student), run_decoders=run_decoders
             )
         )
     return variants
@@ -52,7 +55,6 @@ def torch_variants(pair, wanted, train_batches, threads=0, run_decoders=False, p
 
 def main(argv=None):
     """Worker: serves the PyTorch steps of one pair over stdin/stdout (see _common.RemoteSteps)."""
-    import argparse
     import os
     import sys
 
@@ -60,14 +62,13 @@ def main(argv=None):
     import _common
     import _models
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pair", default="cifar")
-    parser.add_argument("--batch_size", type=int, default=0)
+    parser = _common.argument_parser(
+        __doc__, "torch_steps", repetitions=None, steps=None, tensorflow=False, wait=False
+    )
     parser.add_argument("--variants", default="student,iekd")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--run_decoders", action="store_true")
-    parser.add_argument("--warmup", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = _common.parse_args(parser, argv)
     pair = _models.get_pair(args.pair, args.batch_size)
     batches = _common.random_batches(pair.input_shape, pair.num_classes, pair.batch_size)
     steps = torch_variants(

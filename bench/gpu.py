@@ -2,10 +2,11 @@
 
 For a GPU machine that has JAX and PyTorch but no TensorFlow. Nothing here imports TensorFlow:
 the Keras side is `iekd_keras` itself (Distiller, StandaloneTrainer, CoupledWeightDecaySGD, the
-CIFAR ResNets) trained with `fit` on in-memory arrays (Keras's own array input pipeline; tf.data
-needs TensorFlow); the PyTorch side is bench/torch_reference.py (written after the structure
-of the released code: eager, `loss.item()` every step). Pair: ResNet-56 -> ResNet-20 on CIFAR
-shapes, factor 32, lambda 50/50, Nesterov SGD.
+CIFAR ResNets, built by bench/_models.py as for the CPU benchmarks) trained with `fit` on
+in-memory arrays (Keras's own array input pipeline; tf.data needs TensorFlow); the PyTorch side
+is bench/torch_reference.py (written after the structure of the released code: eager,
+`loss.item()` every step). Pair (`--pair`): by default ResNet-56 -> ResNet-20 on CIFAR shapes,
+factor 32, lambda 50/50, Nesterov SGD.
 
 Measured, for each precision (float32; bfloat16 = Keras "mixed_bfloat16" / torch.autocast
 bfloat16) and batch size (128, 512): the student alone and the IE-KD step, in images/s.
@@ -22,11 +23,9 @@ compilation; the reported value is the median over `--repetitions` epochs.
     # A dry run on any machine (tiny batches, CPU when no GPU):
     KERAS_BACKEND=jax python bench/gpu.py --quick
 
-Prints one table and writes bench/results/gpu.json (or `--output`).
+Prints one table and writes bench/results/gpu.json (`--output`; gpu_quick.json with --quick).
 """
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,70 +34,52 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(BENCH_DIR))
-sys.path.insert(0, BENCH_DIR)
+import _common  # noqa: E402
+import _models  # noqa: E402
 
-TEACHER, STUDENT = 56, 20
-INPUT_SHAPE = (32, 32, 3)
-NUM_CLASSES = 10
-FACTOR_CHANNELS = 32
+FRAMEWORKS = ("keras_jax", "torch")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.argument_parser(
+        __doc__, "gpu", batch_size=False, repetitions=3, steps=20, warmup=None, tensorflow=False
+    )
     parser.add_argument("--batch_sizes", default="128,512")
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--variants", default="student,iekd")
-    parser.add_argument("--frameworks", default="keras_jax,torch")
-    parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
-    parser.add_argument("--repetitions", type=int, default=3, help="timed epochs")
-    parser.add_argument("--output", default=os.path.join(BENCH_DIR, "results", "gpu.json"))
-    parser.add_argument("--quick", action="store_true", help="tiny dry run (any device)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.batch_sizes, args.steps, args.repetitions = "8", 2, 2
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    for name in ("precisions", "variants", "frameworks"):
-        setattr(args, name, getattr(args, name).split(","))
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    args = _common.parse_args(parser, argv, batch_sizes="8")
+    args.batch_sizes = _common.comma_list(parser, args, "batch_sizes", int)
+    args.precisions = _common.comma_list(parser, args, "precisions", ("float32", "bfloat16"))
+    args.variants = _common.comma_list(parser, args, "variants", ("student", "iekd"))
+    args.frameworks = _common.comma_list(parser, args, "frameworks", FRAMEWORKS)
+    if "torch" in args.frameworks:
+        _common.require_torch(parser)
     return args
 
 
-def random_data(batch_size, steps, seed=0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    images = rng.normal(size=(batch_size * steps, *INPUT_SHAPE)).astype("float32")
-    labels = rng.integers(0, NUM_CLASSES, size=(batch_size * steps,)).astype("int32")
-    return images, labels
+def random_data(pair, batch_size, steps):
+    """`steps` batches of random images and labels, as one array each."""
+    images, labels = _common.random_batches(pair.input_shape, pair.num_classes, batch_size, steps)
+    return images.reshape(-1, *pair.input_shape), labels.reshape(-1)
 
 
 # ------------------------------------------------------------------------------ Keras on JAX
 
 
-def keras_images_per_second(variant, precision, batch_size, steps, repetitions):
+def keras_images_per_second(pair, variant, precision, batch_size, steps, repetitions):
     import keras
-
-    from iekd_keras.distillers import Distiller, StandaloneTrainer
-    from iekd_keras.layers import FactorAutoencoder
-    from iekd_keras.models import get_model
-    from iekd_keras.optimizers import CoupledWeightDecaySGD
 
     keras.backend.clear_session()
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     keras.utils.set_random_seed(0)
-
-    def model(depth):
-        return get_model(f"resnet{depth}", num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE)
-
     if variant == "student":
-        trainer = StandaloneTrainer(model(STUDENT))
+        trainer = _models.student_trainer(pair, jit_compile=True)
     else:
-        encoder = FactorAutoencoder(FACTOR_CHANNELS).encoder
-        trainer = Distiller(model(TEACHER), model(STUDENT), encoder)
-    optimizer = CoupledWeightDecaySGD(0.1, momentum=0.9, nesterov=True, l2_decay=5e-4)
-    trainer.compile(optimizer=optimizer, jit_compile=True)
+        teacher = _models.build_model(pair.teacher, pair)
+        trainer, _ = _models.ie_distiller(pair, teacher, jit_compile=True)
     epoch_times = []
 
     class EpochTimer(keras.callbacks.Callback):
@@ -109,7 +90,7 @@ def keras_images_per_second(variant, precision, batch_size, steps, repetitions):
             float(logs["loss"])  # waits for the device
             epoch_times.append(time.perf_counter() - self.started)
 
-    images, labels = random_data(batch_size, steps)
+    images, labels = random_data(pair, batch_size, steps)
     trainer.fit(
         images,
         labels,
@@ -126,27 +107,28 @@ def keras_images_per_second(variant, precision, batch_size, steps, repetitions):
 # ------------------------------------------------------------------------------ PyTorch eager
 
 
-def torch_images_per_second(variant, precision, batch_size, steps, repetitions):
+def torch_images_per_second(pair, variant, precision, batch_size, steps, repetitions):
     import contextlib
 
     import torch
     import torch_reference as reference
+    from _torch_steps import network
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    student = reference.resnet(STUDENT, NUM_CLASSES).to(device)
+    student = network(pair, pair.student).to(device)
     if variant == "student":
         step = reference.StudentStep(student)
     else:
-        teacher = reference.resnet(TEACHER, NUM_CLASSES).to(device)
-        step = reference.IEKDStep(teacher, student, factor_channels=FACTOR_CHANNELS)
+        teacher = network(pair, pair.teacher).to(device)
+        step = reference.IEKDStep(teacher, student)
         for module in (step.teacher_embed, step.embed_inh, step.embed_exp):
             module.to(device)
         # The optimizer was made before the coders moved: rebuild it on the moved parameters.
         step.optimizer = reference.sgd(
             [*student.parameters(), *step.embed_inh.parameters(), *step.embed_exp.parameters()]
         )
-    images, labels = random_data(batch_size, steps)
+    images, labels = random_data(pair, batch_size, steps)
     images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
     labels = torch.from_numpy(labels).long().to(device)
     batches = [
@@ -194,10 +176,9 @@ def versions():
 
 def main(argv=None):
     args = parse_args(argv)
+    info = _common.wait_then_describe(args, ["jax", "torch"])
+    pair = _models.get_pair(args.pair)
     measure = {"keras_jax": keras_images_per_second, "torch": torch_images_per_second}
-    unknown = set(args.frameworks) - set(measure)
-    if unknown:
-        raise SystemExit(f"--frameworks: unknown {sorted(unknown)}; expected {sorted(measure)}")
     rows = []
     for precision in args.precisions:
         for batch_size in args.batch_sizes:
@@ -206,7 +187,7 @@ def main(argv=None):
                 for framework in args.frameworks:
                     started = time.perf_counter()
                     row[framework] = measure[framework](
-                        variant, precision, batch_size, args.steps, args.repetitions
+                        pair, variant, precision, batch_size, args.steps, args.repetitions
                     )
                     print(
                         f"{precision:>8} batch {batch_size:>4} {variant:>7} {framework:>9}: "
@@ -228,12 +209,10 @@ def main(argv=None):
             )
             + f" | {'-' if ratio is None else f'{ratio:.2f}'} |"
         )
-    payload = {"device": device_description(), "versions": versions(), "rows": rows}
-    payload["settings"] = {"steps": args.steps, "repetitions": args.repetitions}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    print(f"\nwrote {args.output}; TensorFlow imported: {payload['device']['tensorflow_imported']}")
+    payload = {"machine": info, "device": device_description(), "versions": versions()}
+    payload.update(settings=vars(args), pair=vars(pair), rows=rows)
+    _common.write_json(args.output, payload)
+    print(f"TensorFlow imported: {payload['device']['tensorflow_imported']}")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,6 @@ quickstart's real digits (`load_digits(16)`, pad + crop), interleaved:
   step_fixed        the IE-KD Distiller train step on fixed in-memory batches
   step_fed          the same step fed by the pipeline (what `fit` does): the pipeline then
                     shares the 2 cores with the step
-  pipeline_batched, step_fed_batched
-                    the same with the batched-augmentation prototype of bench/fast_pipeline.py
-                    (--no-batched_prototype leaves them out)
 
 Targets: pipeline images/s >= 5 x the step's; step_fed / step_fixed time ~1.0 (no stall).
 
@@ -20,7 +17,6 @@ Targets: pipeline images/s >= 5 x the step's; step_fed / step_fixed time ~1.0 (n
     .venv/bin/python bench/input_pipeline.py --quick
 """
 
-import argparse
 import os
 import sys
 import time
@@ -32,33 +28,13 @@ import _models  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", default="cifar,quickstart")
-    parser.add_argument("--batch_size", type=int, default=0)
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="training steps per round")
+    parser = _common.argument_parser(__doc__, "input_pipeline", pairs="cifar,quickstart", warmup=2)
     parser.add_argument("--pipeline_batches", type=int, default=100, help="batches timed per round")
-    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--train_examples", type=int, default=10_000, help="CIFAR-shaped set")
     parser.add_argument(
         "--augmentation", default="", help="extra Keras layer after crop+flip, e.g. RandAugment"
     )
-    parser.add_argument(
-        "--batched_prototype",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also time bench/fast_pipeline.py (batched augmentation prototype)",
-    )
-    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--max_load", type=float, default=1.3)
-    parser.add_argument("--max_wait_s", type=float, default=0)
-    parser.add_argument("--output", default="input_pipeline")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.repetitions, args.steps, args.pipeline_batches, args.warmup = 2, 2, 20, 1
-        args.output += "_quick"
-    return args
+    return _common.parse_args(parser, argv, pipeline_batches=20, warmup=1)
 
 
 def image_data(pair_name, train_examples):
@@ -115,18 +91,12 @@ class PipelineRounds:
 
 def main(argv=None):
     args = parse_args(argv)
-    loads, quiet = _common.wait_for_quiet_machine(args.max_load, args.max_wait_s)
-    tf = _common.configure_tensorflow()
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    tf, info = _common.start_tensorflow(args)
     import keras
 
-    results = {"machine": _common.machine_info(), "settings": vars(args), "pairs": {}}
-    results["machine"]["quiet_machine"] = quiet
-    results["machine"]["load_average_start"] = loads
-    for pair_name in args.pairs.split(","):
-        batch_size = args.batch_size or (32 if args.quick and pair_name == "cifar" else 0)
-        pair = _models.get_pair(pair_name, batch_size)
+    results = {"machine": info, "settings": vars(args), "pairs": {}}
+    for pair_name in args.pairs:
+        pair = _models.get_pair(pair_name, _common.batch_size(args, pair_name))
         data = image_data(pair_name, args.train_examples)
         augmentation = _augmentation_layers(args.augmentation)
         keras.utils.set_random_seed(0)
@@ -144,15 +114,6 @@ def main(argv=None):
             "step_fixed": _common.keras_step(fixed, _common.cycling_iterator(tf, batches)),
             "step_fed": _common.keras_step(fed, iter(dataset)),
         }
-        if args.batched_prototype:
-            from fast_pipeline import batched_train_dataset
-
-            batched = batched_train_dataset(
-                data, pair.batch_size, seed=0, epochs=10_000, augmentation=augmentation
-            )
-            fed_batched, _ = _models.ie_distiller(pair, teacher)
-            variants["pipeline_batched"] = PipelineRounds(batched, args.pipeline_batches)
-            variants["step_fed_batched"] = _common.keras_step(fed_batched, iter(batched))
         print(
             f"\n[bench] pair {pair_name}: {pair.teacher} -> {pair.student}, batch "
             f"{pair.batch_size}, data {data.name} {data.input_shape}"
@@ -167,18 +128,6 @@ def main(argv=None):
                 summary["step_fed"]["median_ms"] / summary["step_fixed"]["median_ms"], 3
             ),
         }
-        if args.batched_prototype:
-            ratios["batched_pipeline_over_step_images_per_s"] = round(
-                summary["pipeline_batched"]["images_per_s"] / summary["step_fixed"]["images_per_s"],
-                2,
-            )
-            ratios["batched_pipeline_speedup"] = round(
-                summary["pipeline_batched"]["images_per_s"] / summary["pipeline"]["images_per_s"],
-                2,
-            )
-            ratios["step_fed_batched_over_step_fixed_time"] = round(
-                summary["step_fed_batched"]["median_ms"] / summary["step_fixed"]["median_ms"], 3
-            )
         results["pairs"][pair_name] = {
             "pair": vars(pair),
             "data": data.name,
@@ -186,29 +135,18 @@ def main(argv=None):
             "summary": summary,
             "ratios": ratios,
         }
-        rows = [
-            [n, s["median_ms"], s["q1_ms"], s["q3_ms"], s["images_per_s"]]
-            for n, s in summary.items()
-        ]
-        _common.print_table(
+        _common.print_summary(
             f"{pair_name}: batch {pair.batch_size}, {data.name} "
             f"{'x'.join(map(str, data.input_shape))}, augmentation "
             f"{args.augmentation or 'pad+crop' + ('+flip' if data.flip else '')}",
-            ["variant", "ms/batch", "q1 ms", "q3 ms", "images/s"],
-            rows,
+            summary,
+            median_header="ms/batch",
         )
         print(
             f"  pipeline / step images/s = {ratios['pipeline_over_step_images_per_s']}"
             "  (target >= 5)"
         )
         print(f"  step fed / step fixed    = {ratios['step_fed_over_step_fixed_time']}")
-        for key in (
-            "batched_pipeline_over_step_images_per_s",
-            "batched_pipeline_speedup",
-            "step_fed_batched_over_step_fixed_time",
-        ):
-            if key in ratios:
-                print(f"  {key} = {ratios[key]}")
     _common.write_json(args.output, results)
 
 

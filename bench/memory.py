@@ -22,32 +22,25 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+import _models  # noqa: E402
+
+KINDS = ("student", "iekd", "iekd_kd")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", default="cifar")
-    parser.add_argument("--batch_size", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=15, help="training steps per run")
-    parser.add_argument("--repetitions", type=int, default=2, help="runs of each kind")
-    parser.add_argument("--kinds", default="student,iekd,iekd_kd")
+    parser = _common.argument_parser(
+        __doc__, "memory", repetitions=2, steps=15, warmup=None, tensorflow=False
+    )
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"some of {', '.join(KINDS)}")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--max_load", type=float, default=1.3)
-    parser.add_argument("--max_wait_s", type=float, default=0)
-    parser.add_argument("--output", default="memory")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.repetitions = 3, 1
-        args.batch_size = args.batch_size or (32 if args.pair == "cifar" else 0)
-        args.output += "_quick"
+    args = _common.parse_args(parser, argv, steps=3, repetitions=1)
+    args.kinds = _common.comma_list(parser, args, "kinds", KINDS)
     return args
 
 
 def child(args):
     """One run; prints a JSON line of peak RSS checkpoints (MiB)."""
     tf = _common.configure_tensorflow()
-    import _models
     import keras
     from input_pipeline import image_data
 
@@ -73,8 +66,9 @@ def main(argv=None):
     if args.child:
         child(args)
         return
-    loads, quiet = _common.wait_for_quiet_machine(args.max_load, args.max_wait_s)
-    kinds = args.kinds.split(",")
+    info = _common.wait_then_describe(args)
+    kinds = args.kinds
+    pair = _models.get_pair(args.pair, _common.batch_size(args, args.pair))
     runs = {kind: [] for kind in kinds}
     for repetition in range(args.repetitions):
         for kind in kinds:
@@ -83,7 +77,7 @@ def main(argv=None):
                 os.path.abspath(__file__),
                 f"--child={kind}",
                 f"--pair={args.pair}",
-                f"--batch_size={args.batch_size}",
+                f"--batch_size={pair.batch_size}",
                 f"--steps={args.steps}",
             ]
             output = subprocess.run(
@@ -116,9 +110,6 @@ def main(argv=None):
                 / summary["student"]["trained_minus_runtime"],
                 3,
             )
-    from _models import get_pair
-
-    pair = get_pair(args.pair, args.batch_size)
     rows = [
         [k, s["runtime"], s["built"], s["trained"], s["trained_minus_runtime"]]
         for k, s in summary.items()
@@ -131,9 +122,6 @@ def main(argv=None):
     )
     for key, value in ratios.items():
         print(f"  {key} = {value}")
-    info = _common.machine_info()
-    info["quiet_machine"] = quiet
-    info["load_average_start"] = loads
     _common.write_json(
         args.output,
         {

@@ -10,9 +10,9 @@ profile plugin if installed).
 
     .venv/bin/python bench/profile_step.py              # CIFAR pair, batch 128, 3 steps each
     .venv/bin/python bench/profile_step.py --quick      # batch 32, 2 steps each
+    .venv/bin/python bench/profile_step.py --patches=fused_bn+pool_shortcut  # bench/experiments/
 """
 
-import argparse
 import collections
 import glob
 import os
@@ -27,27 +27,9 @@ import _models  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", default="cifar")
-    parser.add_argument("--batch_size", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--top", type=int, default=14)
-    parser.add_argument(
-        "--patches",
-        default="",
-        help="build every model with these bench prototypes of library changes, e.g. "
-        "fused_bn+pool_shortcut (bench/fused_batchnorm.py, bench/pool_shortcut.py)",
-    )
-    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--output", default="profile")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.batch_size = args.batch_size or 32
-        args.steps, args.warmup = 2, 2
-        args.output += "_quick"
-    return args
+    parser = _common.argument_parser(__doc__, "profile", repetitions=None, patches=True)
+    parser.add_argument("--top", type=int, default=14, help="op types listed per variant")
+    return _common.parse_args(parser, argv)
 
 
 def op_times(logdir):
@@ -97,17 +79,15 @@ def profile_variant(tf, step, steps, logdir):
 
 def main(argv=None):
     args = parse_args(argv)
-    tf = _common.configure_tensorflow()
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    tf, info = _common.start_tensorflow(args)
     if args.patches:
-        import _patches
+        from experiments import patches
 
-        _patches.apply(args.patches)
+        patches.apply(args.patches)
         args.output += "_patched"
     import keras
 
-    pair = _models.get_pair(args.pair, args.batch_size)
+    pair = _models.get_pair(args.pair, _common.batch_size(args, args.pair))
     keras.utils.set_random_seed(0)
     batches = _common.random_batches(pair.input_shape, pair.num_classes, pair.batch_size)
     teacher = _models.build_model(pair.teacher, pair)
@@ -126,7 +106,7 @@ def main(argv=None):
             step()
 
     root = os.path.join(_common.RESULTS_DIR, args.output)
-    results = {"machine": _common.machine_info(), "settings": vars(args), "variants": {}}
+    results = {"machine": info, "settings": vars(args), "variants": {}}
     per_step = {}
     for name, step in variants.items():
         by_type, by_name, wall = profile_variant(tf, step, args.steps, os.path.join(root, name))

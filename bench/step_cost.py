@@ -20,13 +20,12 @@ and eval_distiller / eval_student. Targets: c / (a + b) <= 1.10, eval ratio <= 1
     .venv/bin/python bench/step_cost.py --pairs=cifar --max_wait_s=600
     .venv/bin/python bench/step_cost.py --patches=fused_bn+pool_shortcut  # proposed changes
 
-Options: --patches builds every model with the bench prototypes of library changes (see
-bench/library_experiments.py); --jit_compile needs --no-deterministic (Keras ignores XLA under
+Options: --patches builds every model with the prototypes of library changes of
+bench/experiments/; --jit_compile needs --no-deterministic (Keras ignores XLA under
 op determinism, which scripts/train.py enables by default); --inter_op_threads /
 --intra_op_threads set TensorFlow's thread pools.
 """
 
-import argparse
 import os
 import sys
 
@@ -37,38 +36,13 @@ import _models  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", default="cifar,quickstart", help="comma-separated pair names")
-    parser.add_argument("--repetitions", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--steps", type=int, default=4, help="steps of a variant per round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
-    parser.add_argument("--batch_size", type=int, default=0, help="override the training batch")
+    parser = _common.argument_parser(
+        __doc__, "step_cost", pairs="cifar,quickstart", steps=4, patches=True
+    )
     parser.add_argument("--jit_compile", action="store_true", help="XLA for every variant")
-    parser.add_argument(
-        "--deterministic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="TF op determinism, as scripts/train.py sets by default (config.deterministic)",
-    )
-    parser.add_argument(
-        "--patches",
-        default="",
-        help="build every model with these bench prototypes of library changes, e.g. "
-        "fused_bn+pool_shortcut (bench/fused_batchnorm.py, bench/pool_shortcut.py)",
-    )
     parser.add_argument("--intra_op_threads", type=int, default=0)
     parser.add_argument("--inter_op_threads", type=int, default=0)
-    parser.add_argument("--max_load", type=float, default=1.3)
-    parser.add_argument(
-        "--max_wait_s", type=float, default=0, help="wait up to this long for a quiet machine"
-    )
-    parser.add_argument("--output", default="step_cost", help="name of the JSON in bench/results")
-    parser.add_argument("--quick", action="store_true", help="batch 32 on CIFAR, 2 short rounds")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.repetitions, args.steps, args.warmup = 2, 2, 2
-        args.output += "_quick"
-    return args
+    return _common.parse_args(parser, argv)
 
 
 def measure_pair(tf, pair_name, args):
@@ -76,8 +50,7 @@ def measure_pair(tf, pair_name, args):
 
     from iekd_keras.distillers.standalone_trainer import StandaloneTrainer
 
-    batch_size = args.batch_size or (32 if args.quick and pair_name == "cifar" else 0)
-    pair = _models.get_pair(pair_name, batch_size)
+    pair = _models.get_pair(pair_name, _common.batch_size(args, pair_name))
     keras.utils.set_random_seed(0)
     train_batches = _common.random_batches(pair.input_shape, pair.num_classes, pair.batch_size)
     eval_batches = _common.random_batches(
@@ -155,33 +128,22 @@ def _finite(value):
 
 def main(argv=None):
     args = parse_args(argv)
-    loads, quiet = _common.wait_for_quiet_machine(args.max_load, args.max_wait_s)
-    tf = _common.configure_tensorflow(args.intra_op_threads, args.inter_op_threads)
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    tf, info = _common.start_tensorflow(args, args.intra_op_threads, args.inter_op_threads)
     if args.patches:
-        import _patches
+        from experiments import patches
 
-        _patches.apply(args.patches)
+        patches.apply(args.patches)
         args.output += "_patched"
-    info = _common.machine_info()
-    info["quiet_machine"] = quiet
-    info["load_average_start"] = loads
     results = {"machine": info, "settings": vars(args), "pairs": {}}
-    for pair_name in args.pairs.split(","):
-        results["pairs"][pair_name] = measure_pair(tf, pair_name.strip(), args)
+    for pair_name in args.pairs:
+        results["pairs"][pair_name] = measure_pair(tf, pair_name, args)
 
     for pair_name, result in results["pairs"].items():
-        rows = [
-            [name, s["median_ms"], s["q1_ms"], s["q3_ms"], s["images_per_s"]]
-            for name, s in result["summary"].items()
-        ]
         p = result["pair"]
-        _common.print_table(
+        _common.print_summary(
             f"{pair_name}: {p['teacher']} -> {p['student']}, train batch {p['batch_size']}, "
             f"eval batch {p['eval_batch_size']} (KD term: {result['kd_term']})",
-            ["variant", "median ms", "q1 ms", "q3 ms", "images/s"],
-            rows,
+            result["summary"],
         )
         r = result["ratios"]
         print(f"  c / (a + b)       = {r['iekd_over_student_plus_teacher']}  (target <= 1.10)")

@@ -27,7 +27,6 @@ where Keras runs the student twice).
     .venv/bin/python bench/vs_keras.py --quick
 """
 
-import argparse
 import os
 import sys
 
@@ -38,23 +37,10 @@ import _models  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", default="cifar")
-    parser.add_argument("--batch_size", type=int, default=0)
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--kinds", default="kd,feat,eval")
-    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--max_load", type=float, default=1.3)
-    parser.add_argument("--max_wait_s", type=float, default=0)
-    parser.add_argument("--output", default="vs_keras")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.batch_size = args.batch_size or 32
-        args.repetitions, args.steps, args.warmup = 2, 2, 2
-        args.output += "_quick"
+    parser = _common.argument_parser(__doc__, "vs_keras")
+    parser.add_argument("--kinds", default="kd,feat,eval", help="some of kd, feat, eval")
+    args = _common.parse_args(parser, argv)
+    args.kinds = _common.comma_list(parser, args, "kinds", ("kd", "feat", "eval"))
     return args
 
 
@@ -125,14 +111,11 @@ def theirs(pair, teacher, kind):
 
 def main(argv=None):
     args = parse_args(argv)
-    loads, quiet = _common.wait_for_quiet_machine(args.max_load, args.max_wait_s)
-    tf = _common.configure_tensorflow()
-    if args.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    tf, info = _common.start_tensorflow(args)
     import keras
 
-    pair = _models.get_pair(args.pair, args.batch_size)
-    kinds = args.kinds.split(",")
+    pair = _models.get_pair(args.pair, _common.batch_size(args, args.pair))
+    kinds = args.kinds
     keras.utils.set_random_seed(0)
     batches = _common.random_batches(pair.input_shape, pair.num_classes, pair.batch_size)
     eval_batches = _common.random_batches(
@@ -167,30 +150,20 @@ def main(argv=None):
         times.update(
             _common.interleave(eval_variants, args.repetitions, max(args.steps, 4), args.warmup)
         )
-    summary = {}
-    for name, t in times.items():
-        batch = pair.eval_batch_size if name.endswith("_eval") else pair.batch_size
-        summary[name] = _common.summarize(t, batch)
+    summary = _common.summarize_pair(times, pair)
     ratios = {}
     for kind in ("kd", "feat", "kd_eval"):
         a, b = summary.get(f"ours_{kind}"), summary.get(f"keras_{kind}")
         if a and b:
             ratios[f"ours_over_keras_{kind}"] = round(a["images_per_s"] / b["images_per_s"], 3)
-    rows = [
-        [n, s["median_ms"], s["q1_ms"], s["q3_ms"], s["images_per_s"]] for n, s in summary.items()
-    ]
-    _common.print_table(
+    _common.print_summary(
         f"iekd_keras Distiller vs keras.distillation.Distiller: {pair.teacher} -> "
         f"{pair.student}, batch {pair.batch_size} (eval batch {pair.eval_batch_size})",
-        ["variant", "median ms", "q1 ms", "q3 ms", "images/s"],
-        rows,
+        summary,
     )
     for key, value in ratios.items():
         print(f"  {key} = {value}  (target >= 1.0)")
     print(f"  our KD term: {sources.get('kd')}; our feature term: {sources.get('feat')}")
-    info = _common.machine_info()
-    info["quiet_machine"] = quiet
-    info["load_average_start"] = loads
     _common.write_json(
         args.output,
         {

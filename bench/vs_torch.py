@@ -8,20 +8,20 @@ idle between requests) and the steps are interleaved: TF, torch, [jax], TF, torc
 same random batches (CIFAR shapes by default). Reported: images/s and the ratio
 iekd_keras / PyTorch (target >= 1.0), for the IE-KD step and, for context, the student alone.
 
-    .venv/bin/pip install torch==2.13.0          # CPU build; a benchmark-only extra
+    .venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu  # bench extra
     .venv/bin/python bench/vs_torch.py
     .venv/bin/python bench/vs_torch.py --patches=fused_bn+pool_shortcut \
-        --jax_python=/tmp/jaxvenv/bin/python
+        --jax_python=.venv/bin/python
     .venv/bin/python bench/vs_torch.py --quick
 
-`--patches` adds the Keras steps with the library-change prototypes of bench/ (fused_bn:
-bench/fused_batchnorm.py, pool_shortcut: bench/pool_shortcut.py) as "keras_patched",
-`--xla` the Keras steps with jit_compile=True, `--jax_python` the minimal Keras-on-JAX step of
-bench/jax_step.py run by that interpreter, `--run_decoders` makes PyTorch also run the unused
-decoders as the released code does (default: the same work as iekd_keras).
+`--patches` adds the Keras steps with the prototypes of library changes in bench/experiments/
+(fused_bn: fused_batchnorm.py, pool_shortcut: pool_shortcut.py) as "keras_patched", `--xla`
+the Keras steps with jit_compile=True, `--jax_python` the library's own steps on Keras-on-JAX
+(bench/jax_step.py, run by that interpreter; the project's venv has JAX), `--run_decoders`
+makes PyTorch also run the unused decoders as the released code does (default: the same work
+as iekd_keras).
 """
 
-import argparse
 import os
 import sys
 
@@ -32,32 +32,15 @@ import _models  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", default="cifar")
-    parser.add_argument("--batch_size", type=int, default=0)
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--variants", default="student,iekd")
-    parser.add_argument(
-        "--patches",
-        default="",
-        help="also time Keras steps with these bench prototypes, e.g. fused_bn+pool_shortcut",
-    )
+    parser = _common.argument_parser(__doc__, "vs_torch", patches=True)
+    parser.add_argument("--variants", default="student,iekd", help="some of student, iekd")
     parser.add_argument("--xla", action="store_true")
     parser.add_argument("--jax_python", default="", help="python of a venv with keras + jax")
     parser.add_argument("--run_decoders", action="store_true")
     parser.add_argument("--torch_threads", type=int, default=0)
-    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--max_load", type=float, default=1.3)
-    parser.add_argument("--max_wait_s", type=float, default=0)
-    parser.add_argument("--output", default="vs_torch")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.batch_size = args.batch_size or 32
-        args.repetitions, args.steps, args.warmup = 2, 2, 2
-        args.output += "_quick"
+    args = _common.parse_args(parser, argv)
+    args.variants = _common.comma_list(parser, args, "variants", ("student", "iekd"))
+    _common.require_torch(parser)
     return args
 
 
@@ -77,9 +60,9 @@ def keras_steps(tf, pair, teacher, wanted, label, batches, jit_compile=False):
 
 def main(argv=None):
     args = parse_args(argv)
-    loads, quiet = _common.wait_for_quiet_machine(args.max_load, args.max_wait_s)
-    wanted = args.variants.split(",")
-    pair = _models.get_pair(args.pair, args.batch_size)
+    tf, info = _common.start_tensorflow(args, extra_packages=["torch"])
+    wanted = args.variants
+    pair = _models.get_pair(args.pair, _common.batch_size(args, args.pair))
     here = os.path.dirname(os.path.abspath(__file__))
     common_flags = [f"--pair={args.pair}", f"--batch_size={pair.batch_size}"]
     workers = {}
@@ -88,7 +71,7 @@ def main(argv=None):
             sys.executable,
             os.path.join(here, "_torch_steps.py"),
             *common_flags,
-            f"--variants={args.variants}",
+            f"--variants={','.join(wanted)}",
             f"--threads={args.torch_threads}",
             f"--warmup={args.warmup}",
             *(["--run_decoders"] if args.run_decoders else []),
@@ -108,9 +91,6 @@ def main(argv=None):
         )
 
     try:
-        tf = _common.configure_tensorflow()
-        if args.deterministic:
-            tf.config.experimental.enable_op_determinism()
         import keras
 
         keras.utils.set_random_seed(0)
@@ -120,9 +100,9 @@ def main(argv=None):
         if args.xla:
             variants.update(keras_steps(tf, pair, teacher, wanted, "keras_xla", batches, True))
         if args.patches:
-            import _patches
+            from experiments import patches
 
-            undo = _patches.apply(args.patches)
+            undo = patches.apply(args.patches)
             try:
                 patched_teacher = _models.build_model(pair.teacher, pair)
                 variants.update(
@@ -151,21 +131,14 @@ def main(argv=None):
                 ratios[f"{label}_over_torch_{kind}"] = round(
                     s["images_per_s"] / torch_result["images_per_s"], 3
                 )
-    rows = [
-        [n, s["median_ms"], s["q1_ms"], s["q3_ms"], s["images_per_s"]] for n, s in summary.items()
-    ]
-    _common.print_table(
+    _common.print_summary(
         f"{pair.teacher} -> {pair.student}, batch {pair.batch_size}, one step "
         f"(PyTorch decoders run: {args.run_decoders})",
-        ["variant", "median ms", "q1 ms", "q3 ms", "images/s"],
-        rows,
+        summary,
     )
     for key, value in ratios.items():
         target = "  (target >= 1.0)" if key == "keras_over_torch_iekd" else ""
         print(f"  {key} = {value}{target}")
-    info = _common.machine_info(["torch"])
-    info["quiet_machine"] = quiet
-    info["load_average_start"] = loads
     if args.jax_python:
         info["jax_python"] = args.jax_python
     _common.write_json(

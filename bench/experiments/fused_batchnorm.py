@@ -1,4 +1,4 @@
-"""Experiment: a fused BatchNormalization for the TensorFlow backend (bench-only prototype).
+"""Prototype: a fused BatchNormalization for the TensorFlow backend (not in the library yet).
 
 Keras 3 computes BatchNormalization on TensorFlow as `tf.nn.moments` + `tf.nn.batch_normalization`:
 about ten element-wise and reduction kernels forward and more backward (Mul, Sub, Mean,
@@ -13,7 +13,8 @@ moving variance is updated with the biased batch variance, as Keras does), and i
 to the Keras path for anything but the plain case (TensorFlow backend, 4-D channels-last
 float32 input, no mask, no renorm, not synchronized). `patch_library()` makes the iekd_keras
 model builders and the factor coders build it, for an A/B measurement in one process
-(bench/library_experiments.py); it edits no library file.
+(`--patches=fused_bn` of bench/step_cost.py, vs_torch.py, profile_step.py, and
+bench/experiments/library_experiments.py); it edits no library file.
 """
 
 import keras

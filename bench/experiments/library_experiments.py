@@ -1,0 +1,119 @@
+"""A/B measurements of library changes, prototyped in bench/ without editing the library.
+
+Each experiment builds the same Keras step twice in ONE process, once as the library builds it
+today ("current") and once with the change applied by a bench-side patch, and times them
+interleaved (bench/vs_torch.py --patches=... puts them next to PyTorch, but needs PyTorch).
+Experiments:
+
+  fused_bn   Keras 3's unfused BatchNormalization (moments + batch_normalization: ~10 element-
+             wise kernels forward, more backward) vs `fused_batchnorm.py`
+             (TensorFlow's FusedBatchNormV3, one oneDNN kernel each way), in the backbones and
+             the factor coders.
+  pool_shortcut
+             the option-A shortcut's `x[:, ::2, ::2]` (StridedSlice + StridedSliceGrad) vs a
+             1x1 stride-2 MaxPooling2D, bit-identical (`pool_shortcut.py`).
+  fused_bn+pool_shortcut
+             both patches together.
+  xla        jit_compile=False vs True (XLA on CPU) for the same models (needs
+             --no-deterministic: Keras silently drops jit_compile under op determinism).
+
+    .venv/bin/python bench/experiments/library_experiments.py --experiment=fused_bn
+    .venv/bin/python bench/experiments/library_experiments.py --experiment=fused_bn+pool_shortcut
+    .venv/bin/python bench/experiments/library_experiments.py --experiment=xla --no-deterministic
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import _common  # noqa: E402
+import _models  # noqa: E402
+
+from experiments import patches  # noqa: E402
+
+EXPERIMENTS = ("fused_bn", "pool_shortcut", "fused_bn+pool_shortcut", "xla")
+
+
+def parse_args(argv=None):
+    parser = _common.argument_parser(__doc__, "experiment_{experiment}_{pair}")
+    parser.add_argument("--experiment", default="fused_bn", choices=EXPERIMENTS)
+    parser.add_argument("--variants", default="student,iekd,eval", help="which steps to time")
+    args = _common.parse_args(parser, argv)
+    args.variants = _common.comma_list(parser, args, "variants", ("student", "iekd", "eval"))
+    return args
+
+
+def keras_variants(tf, pair, teacher, wanted, label, jit_compile, train_batches, eval_batches):
+    from iekd_keras.distillers.standalone_trainer import StandaloneTrainer
+
+    variants = {}
+    if "student" in wanted:
+        trainer = _models.student_trainer(pair, jit_compile)
+        variants[f"{label}_student"] = _common.keras_step(
+            trainer, _common.cycling_iterator(tf, train_batches)
+        )
+    if "iekd" in wanted or "eval" in wanted:
+        distiller, _ = _models.ie_distiller(pair, teacher, jit_compile=jit_compile)
+        if "iekd" in wanted:
+            variants[f"{label}_iekd"] = _common.keras_step(
+                distiller, _common.cycling_iterator(tf, train_batches)
+            )
+        if "eval" in wanted:
+            evaluator = StandaloneTrainer(distiller.student).compile(
+                metrics=["accuracy"], jit_compile=jit_compile
+            )
+            variants[f"{label}_eval"] = _common.keras_step(
+                evaluator, _common.cycling_iterator(tf, eval_batches), "test"
+            )
+    return variants
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    tf, info = _common.start_tensorflow(args)
+    import keras
+
+    pair = _models.get_pair(args.pair, _common.batch_size(args, args.pair))
+    wanted = set(args.variants)
+    keras.utils.set_random_seed(0)
+    train_batches = _common.random_batches(pair.input_shape, pair.num_classes, pair.batch_size)
+    eval_batches = _common.random_batches(
+        pair.input_shape, pair.num_classes, pair.eval_batch_size, count=2, seed=1
+    )
+    batches = (train_batches, eval_batches)
+    teacher = _models.build_model(pair.teacher, pair)
+    variants = keras_variants(tf, pair, teacher, wanted, "current", False, *batches)
+    other = "xla" if args.experiment == "xla" else "patched"
+    if args.experiment == "xla":
+        variants.update(keras_variants(tf, pair, teacher, wanted, "xla", True, *batches))
+    else:
+        undo = patches.apply(args.experiment)
+        try:
+            patched_teacher = _models.build_model(pair.teacher, pair)
+            variants.update(
+                keras_variants(tf, pair, patched_teacher, wanted, "patched", False, *batches)
+            )
+        finally:
+            undo()
+    print(f"[bench] {args.experiment}: {pair.teacher} -> {pair.student}, batch {pair.batch_size}")
+    times = _common.interleave(variants, args.repetitions, args.steps, args.warmup)
+    summary = _common.summarize_pair(times, pair)
+    ratios = {}
+    for kind in ("student", "iekd", "eval"):
+        a, b = summary.get(f"current_{kind}"), summary.get(f"{other}_{kind}")
+        if a and b:
+            ratios[f"{other}_speedup_{kind}"] = round(a["median_ms"] / b["median_ms"], 3)
+    _common.print_summary(
+        f"{args.experiment}: {pair.teacher} -> {pair.student}, batch {pair.batch_size}", summary
+    )
+    for key, value in ratios.items():
+        print(f"  {key} = {value}")
+    _common.write_json(
+        args.output.format(experiment=args.experiment, pair=args.pair),
+        {"machine": info, "settings": vars(args), "summary": summary, "ratios": ratios},
+    )
+
+
+if __name__ == "__main__":
+    main()
