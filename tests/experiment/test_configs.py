@@ -198,13 +198,13 @@ for _pair in ("resnet32b_mobilenet", "resnet32_resnet32", "resnet56b_resnet32b")
 # (mode of every Conv2D's Kaiming normal, classifier kernel initialiser, classifier bias one).
 INIT = {
     # released model/resnet.py: Kaiming fan_in on convs and the linear weight, default bias
-    "cifar_resnet": ("fan_in", "VarianceScaling", "RandomUniform"),
+    "cifar_resnet": ("fan_in", "kaiming_normal(fan_in)", "RandomUniform"),
     # released model/wide_resnet.py: fan_out convs, nn.Linear's default weight, zero bias
-    "wide_resnet": ("fan_out", "RandomUniform", "Zeros"),
+    "wide_resnet": ("fan_out", "pytorch_default", "Zeros"),
     # released model/mobilenet.py reset_parameters: fan_out convs, N(0, 0.01) weight, zero bias
     "cifar_mobilenet": ("fan_out", "RandomNormal", "Zeros"),
     # torchvision resnet: fan_out convs, nn.Linear's default weight and bias
-    "imagenet_resnet": ("fan_out", "RandomUniform", "RandomUniform"),
+    "imagenet_resnet": ("fan_out", "pytorch_default", "RandomUniform"),
 }
 
 
@@ -239,7 +239,18 @@ def init_of(name):
     assert len(modes) == 1, (name, modes)
     logits = model.get_layer("logits")
     kernel, bias = logits.kernel_initializer, logits.bias_initializer
-    return (modes.pop(), type(kernel).__name__, type(bias).__name__)
+    return (modes.pop(), initializer_name(kernel), type(bias).__name__)
+
+
+def initializer_name(initializer):
+    """Kaiming normal and PyTorch's default U(+-1/sqrt(fan_in)) by name; others by class."""
+    config = initializer.get_config()
+    if config.get("distribution") == "untruncated_normal" and config["scale"] == 2.0:
+        return f"kaiming_normal({config['mode']})"
+    uniform = (config.get("distribution"), config.get("mode")) == ("uniform", "fan_in")
+    if uniform and abs(config["scale"] - 1 / 3) < 1e-12:
+        return "pytorch_default"
+    return type(initializer).__name__
 
 
 def networks(config):
