@@ -1,35 +1,34 @@
-"""Gradients in tests, on whichever Keras backend runs them."""
+"""Gradients in tests, on whichever Keras backend runs them, by the trainers' own primitives."""
 
 import keras
 import numpy as np
 
 from iekd_keras.distillers.stateless_state import StatelessState
+from iekd_keras.distillers.term_model import tape_value_and_grad
 
 
 def value_and_gradients(function, variables):
     """`function()` and its gradients with respect to `variables` (keras.Variables).
 
-    A tf.GradientTape on TensorFlow; on JAX, `jax.value_and_grad` with the variables mapped to
-    their values (other variables are read as they are). A gradient that does not reach a
-    variable is None on TensorFlow and zeros on JAX.
+    The trainers' gradient primitives: `tape_value_and_grad` on TensorFlow,
+    `StatelessState.value_and_grad` on JAX, with the variables mapped to their values (other
+    variables are read as they are). A gradient that does not reach a variable is None on
+    TensorFlow and zeros on JAX.
 
     Example:
         >>> value, (gradient,) = value_and_gradients(lambda: loss(x), [x])
     """
     variables = list(variables)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            value = function()
-        return value, tape.gradient(value, variables)
-    state = StatelessState([variables], [[variable.value for variable in variables]])
 
     def loss():
         value = function()
         return value, value
 
-    value, gradients = state.value_and_grad(loss, variables)
+    if keras.backend.backend() == "tensorflow":
+        value, gradients = tape_value_and_grad(loss, variables)
+    else:
+        state = StatelessState([variables], [[variable.value for variable in variables]])
+        value, gradients = state.value_and_grad(loss, variables)
     return value, list(gradients)
 
 

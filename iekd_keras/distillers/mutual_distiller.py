@@ -551,41 +551,8 @@ class MutualDistiller(TermModel):
             logs.update({metric.name: metric.result() for metric in metrics})
         return self._finalize_logs(logs)
 
-    def _tape_update(self, x, y):
-        import tensorflow as tf
-
-        groups = self.variable_groups()
-        if self.update == "alternating":
-            terms, predictions = {}, []
-            for index in PEERS:
-                with tf.GradientTape() as tape:
-                    peer_terms, logits = self.compute_peer_terms(x, y, index, training=True)
-                    loss = peer_terms[f"{peer_name(index)}_loss"]
-                    scaled_loss = self.optimizer.scale_loss(loss, index)
-                gradients = tape.gradient(scaled_loss, groups[index])
-                self.optimizer.apply_gradients(zip(gradients, groups[index], strict=True), index)
-                terms.update(peer_terms)
-                predictions.append(logits[index])
-        else:
-            with tf.GradientTape() as tape:
-                terms, predictions = self.compute_peer_terms(x, y, PEERS, training=True)
-                scaled_loss = self._scaled_sum_of_peer_losses(terms)
-            variables = groups[0] + groups[1]
-            gradients = tape.gradient(scaled_loss, variables)
-            split = len(groups[0])
-            for index, (grads, group) in enumerate(
-                ((gradients[:split], groups[0]), (gradients[split:], groups[1]))
-            ):
-                self.optimizer.apply_gradients(zip(grads, group, strict=True), index)
-        terms["loss"] = terms["peer1_loss"] + terms["peer2_loss"]
-        return terms, predictions
-
-    def _scaled_sum_of_peer_losses(self, terms):
-        # The peers' losses reach each other only under stop-gradient, so one gradient of the
-        # sum gives each group exactly the gradient of its own peer's loss.
-        return sum(self.optimizer.scale_loss(terms[f"{peer_name(i)}_loss"], i) for i in PEERS)
-
-    def _stateless_update(self, values, x, y):
+    def _update(self, x, y, gradient_step):
+        """The DML update of both peers (see the class docstring), for both backends."""
         groups = self.variable_groups()
         if self.update == "alternating":
             terms, predictions = {}, []
@@ -596,21 +563,22 @@ class MutualDistiller(TermModel):
                     loss = peer_terms[f"{peer_name(index)}_loss"]
                     return self.optimizer.scale_loss(loss, index), (peer_terms, logits[index])
 
-                (peer_terms, logits), gradients = values.value_and_grad(
-                    scaled_peer_loss, groups[index]
-                )
-                self._stateless_apply(values, gradients, groups[index], index=index)
+                peer_terms, logits = gradient_step(scaled_peer_loss, groups[index], index=index)
                 terms.update(peer_terms)
                 predictions.append(logits)
         else:
 
             def scaled_loss():
                 terms, predictions = self.compute_peer_terms(x, y, PEERS, training=True)
-                return self._scaled_sum_of_peer_losses(terms), (terms, predictions)
+                # The peers' losses reach each other only under stop-gradient, so one gradient
+                # of the sum gives each group exactly the gradient of its own peer's loss.
+                loss = sum(
+                    self.optimizer.scale_loss(terms[f"{peer_name(i)}_loss"], i) for i in PEERS
+                )
+                return loss, (terms, predictions)
 
-            variables = groups[0] + groups[1]
-            (terms, predictions), gradients = values.value_and_grad(scaled_loss, variables)
-            self._stateless_apply(values, gradients, variables)
+            # Without an index, the PeerOptimizer sends each variable to its own peer's optimizer.
+            terms, predictions = gradient_step(scaled_loss, groups[0] + groups[1])
         terms["loss"] = terms["peer1_loss"] + terms["peer2_loss"]
         return terms, predictions
 

@@ -1,10 +1,32 @@
 """A keras.Model trained on a dict of named loss terms, each reported as a metric."""
 
+import functools
+
 import keras
 from keras import ops
 
 from iekd_keras.distillers.stateless_state import StatelessState
 from iekd_keras.distribute import multi_worker, replicas
+
+
+def tape_value_and_grad(function, variables):
+    """TensorFlow: `function()` returns `(loss, aux)`; returns `(aux, gradients)`, the gradients
+    of `loss` with respect to `variables` (None where it does not reach one), by a
+    `tf.GradientTape`. The same contract as `StatelessState.value_and_grad` on JAX.
+
+    Example:
+        >>> aux, gradients = tape_value_and_grad(lambda: (loss_fn(), None), model.weights)
+    """
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss, aux = function()
+    return aux, tape.gradient(loss, variables)
+
+
+def _route(index):
+    """The optimizer's `index` keyword: only given to route a step to one PeerOptimizer group."""
+    return {} if index is None else {"index": index}
 
 
 class TermModel(keras.Model):
@@ -107,20 +129,45 @@ class TermModel(keras.Model):
             )
         (data,) = args
         x, y = self._unpack(data)
-        terms, predictions = self._tape_update(x, y)
+        terms, predictions = self._update(x, y, self._tape_step)
         return self._report(terms, y, predictions)
 
-    def _tape_update(self, x, y):
-        """TensorFlow: computes the terms, applies one optimizer step; returns the terms."""
-        import tensorflow as tf
+    def _update(self, x, y, gradient_step):
+        """One optimizer step on every trainable variable; returns `(terms, predictions)`.
 
-        with tf.GradientTape() as tape:
+        `gradient_step(scaled_loss, variables, index=None)` calls `scaled_loss()`, which returns
+        `(loss, aux)`, applies the loss's gradient to `variables` with the optimizer (inner
+        optimizer `index` of a PeerOptimizer; without, each variable's owner) and returns `aux`:
+        `_tape_step` on TensorFlow, `_stateless_step` on JAX. Subclasses with other updates
+        override this method only, for both backends.
+        """
+
+        def scaled_loss():
             terms, predictions = self.compute_terms(x, y, training=True)
-            scaled_loss = self.optimizer.scale_loss(terms["loss"])
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return terms, predictions
+            return self.optimizer.scale_loss(terms["loss"]), (terms, predictions)
+
+        return gradient_step(scaled_loss, self.trainable_variables)
+
+    def _tape_step(self, scaled_loss, variables, index=None):
+        """TensorFlow's `gradient_step` (see `_update`): a tape, then `apply_gradients`."""
+        aux, gradients = tape_value_and_grad(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True), **_route(index))
+        return aux
+
+    def _stateless_step(self, values, scaled_loss, variables, index=None):
+        """JAX's `gradient_step` (see `_update`) on the values in `values`, a StatelessState:
+        `jax.value_and_grad`, then the optimizer's `stateless_apply`."""
+        aux, gradients = values.value_and_grad(scaled_loss, variables)
+        optimizer_variables = self.optimizer.variables
+        new_values, new_optimizer_values = self.optimizer.stateless_apply(
+            values.values(optimizer_variables),
+            gradients,
+            values.values(variables),
+            **_route(index),
+        )
+        values.set_values(variables, new_values)
+        values.set_values(optimizer_variables, new_optimizer_values)
+        return aux
 
     def _stateless_train_step(self, state, data):
         values = StatelessState(
@@ -133,30 +180,9 @@ class TermModel(keras.Model):
             state,
         )
         x, y = self._unpack(data)
-        terms, predictions = self._stateless_update(values, x, y)
+        terms, predictions = self._update(x, y, functools.partial(self._stateless_step, values))
         logs = values.run(lambda: self._report(terms, y, predictions))
         return logs, values.value_lists()
-
-    def _stateless_update(self, values, x, y):
-        """JAX: the same update as `_tape_update`, on the values in `values` (a StatelessState)."""
-        variables = self.trainable_variables
-
-        def scaled_loss():
-            terms, predictions = self.compute_terms(x, y, training=True)
-            return self.optimizer.scale_loss(terms["loss"]), (terms, predictions)
-
-        (terms, predictions), gradients = values.value_and_grad(scaled_loss, variables)
-        self._stateless_apply(values, gradients, variables)
-        return terms, predictions
-
-    def _stateless_apply(self, values, gradients, variables, **kwargs):
-        """The optimizer's `stateless_apply` on the values of `variables` and its own state."""
-        optimizer_variables = self.optimizer.variables
-        new_values, new_optimizer_values = self.optimizer.stateless_apply(
-            values.values(optimizer_variables), gradients, values.values(variables), **kwargs
-        )
-        values.set_values(variables, new_values)
-        values.set_values(optimizer_variables, new_optimizer_values)
 
     def test_step(self, *args):
         """One evaluation step: `test_step(data)`, or `test_step(state, data)` on JAX."""
