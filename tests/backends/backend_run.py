@@ -1,9 +1,9 @@
 """Trains a tiny stage for a few steps on one backend and saves its loss terms and weights.
 
-Run as a script in a fresh process (the backend, and JAX's host device count, are fixed when
-Keras and JAX are imported):
+Run in a fresh process by `test_backend_equivalence.py` (through `tests/subprocess_checks.py`;
+the backend, and JAX's host device count, are fixed when Keras and JAX are imported):
 
-    KERAS_BACKEND=jax python tests/backends/backend_run.py --trainers=distiller,mutual \
+    KERAS_BACKEND=jax python -m tests.backends.backend_run --trainers=distiller,mutual \
         --directory=/tmp/runs --name=jax [--data_parallel]
 
 For each trainer, the initial weights are read from `<directory>/<trainer>.weights.h5` when it
@@ -15,11 +15,7 @@ model (what train_and_evaluate saves) to `<directory>/<trainer>_<name>.keras`. W
 
 import argparse
 import os
-import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 TRAINERS = ("distiller", "autoencoder", "mutual")
 STEPS = 5

@@ -3,10 +3,6 @@ device. Each run is a fresh process: the backend and JAX's host device count are
 Keras and JAX are imported, and the TensorFlow run turns on op determinism process-wide."""
 
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,8 +10,7 @@ import pytest
 
 import iekd_keras  # noqa: F401  (registers the layers the checkpoints hold)
 from tests.backends import backend_run
-
-SCRIPT = Path(backend_run.__file__)
+from tests.subprocess_checks import check_env, run_check, run_python
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed"),
@@ -28,17 +23,15 @@ pytestmark = [
 def _run(backend, directory, name, trainers, devices=1):
     # One thread per process: multi-threaded reductions may split differently when other
     # tests load the machine, and the mutual stage amplifies such differences past 1e-4.
-    env = dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS="1")
+    env = check_env(backend, OMP_NUM_THREADS="1")
     env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     if backend == "jax":
         flags = f"--xla_force_host_platform_device_count={devices}"
         flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
-    command = [sys.executable, str(SCRIPT), f"--trainers={','.join(trainers)}"]
-    command += [f"--directory={directory}", f"--name={name}"]
-    command += ["--data_parallel"] if devices > 1 else []
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
-    assert finished.returncode == 0, finished.stderr[-4000:]
+    arguments = [f"--trainers={','.join(trainers)}", f"--directory={directory}", f"--name={name}"]
+    arguments += ["--data_parallel"] if devices > 1 else []
+    run_check(backend_run.__name__, *arguments, env=env, summary=False, timeout=400)
     return {trainer: dict(np.load(directory / f"{trainer}_{name}.npz")) for trainer in trainers}
 
 
@@ -112,18 +105,7 @@ else:
     raise AssertionError("multi_worker was accepted on JAX")
 print("OK")
 """
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
-    finished = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=SCRIPT.parents[2],
-    )
-    assert finished.returncode == 0 and "OK" in finished.stdout, finished.stderr[-3000:]
+    flags = "--xla_force_host_platform_device_count=2"
+    env = check_env("jax", JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
+    finished = run_python(script, env=env, timeout=120)
+    assert "OK" in finished.stdout, finished.report()

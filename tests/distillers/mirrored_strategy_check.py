@@ -1,34 +1,27 @@
 """Fits the Distiller and the FactorAutoencoderTrainer on one device and under MirroredStrategy.
 
-Run as a script by `test_mirrored_strategy.py`: TensorFlow's logical devices must be configured
+Run by `test_mirrored_strategy.py` (`python -m tests.distillers.mirrored_strategy_check [CASE ...]
+[--out FILE]`, see `tests/subprocess_checks.py`): TensorFlow's logical devices must be configured
 before it initialises them, so the two logical CPUs live in this separate process, with one
 thread each and op determinism (`deterministic_logical_cpus`), so that a loaded machine cannot
 change a kernel's summation order and with it the one-device reference. Each case
 builds one set of initial weights, fits a copy with no strategy (one device) and a copy under
 `MirroredStrategy` over two logical CPUs on the same global batches (13 samples in batches of 8,
 so the last batch of 5 splits 3 + 2), and compares the reported metrics (per epoch and per step)
-and every final weight. Prints, or writes to `--out`, a JSON summary of the largest relative
-differences.
+and every final weight (`mirrored_fits.py`). Prints, or writes to `--out`, a JSON summary of the
+largest relative differences.
 
 BatchNormalization: every BatchNorm that runs in training mode is `synchronized=True`, so that it
 normalises with global-batch statistics as one device does. The backbones are those of
-`tiny_models.py` with synchronized BN. The Distiller's own student encoders get it through
+`tiny_models.py` with `synchronized=True`. The Distiller's own student encoders get it through
 `sync_batchnorm=True`. The frozen teacher and teacher encoder run in inference
 mode, where synchronization changes nothing.
 """
 
-import argparse
 import functools
-import json
-import os
-import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _HERE)
-sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
-
-from tests.deterministic_cpus import deterministic_logical_cpus  # noqa: E402
+from tests.deterministic_cpus import deterministic_logical_cpus
 
 DEVICES = deterministic_logical_cpus(2)
 
@@ -36,34 +29,27 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
-from tiny_models import tiny_batches  # noqa: E402
 
 from iekd_keras import CoupledWeightDecaySGD, Distiller  # noqa: E402
 from iekd_keras.distillers.autoencoder_trainer import FactorAutoencoderTrainer  # noqa: E402
 from iekd_keras.distribute import replicas  # noqa: E402
 from iekd_keras.layers import FactorAutoencoder  # noqa: E402
-
-SAMPLES = 13  # batches of 8 and 5: per replica 4 + 4, then an uneven 3 + 2
-BATCH_SIZE = 8
-EPOCHS = 2
-WEIGHT_SCALE_FLOOR = 1e-2
-
-
-def sync_tiny_backbone(num_classes=3, channels=8, name="tiny", input_shape=(8, 8, 3)):
-    """`tiny_models.tiny_backbone` with synchronized BatchNorm."""
-    inputs = keras.Input(input_shape, name="images")
-    x = keras.layers.Conv2D(channels, 3, strides=2, padding="same", name="conv")(inputs)
-    x = keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name="bn")(x)
-    features = keras.layers.ReLU(name="features")(x)
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
-    logits = keras.layers.Dense(num_classes, name="logits")(pooled)
-    return keras.Model(inputs, [logits, features], name=name)
+from tests.distillers.mirrored_fits import (  # noqa: E402
+    BATCH_SIZE,
+    SAMPLES,
+    StepLogs,
+    compare,
+    fit_twice,
+    record_fit,
+)
+from tests.distillers.tiny_models import tiny_backbone, tiny_batches  # noqa: E402
+from tests.subprocess_checks import check_main  # noqa: E402
 
 
 def build_distiller(p):
     keras.utils.set_random_seed(0)
-    teacher = sync_tiny_backbone(channels=8, name="teacher")
-    student = sync_tiny_backbone(channels=6, name="student")
+    teacher = tiny_backbone(channels=8, name="teacher", synchronized=True)
+    student = tiny_backbone(channels=6, name="student", synchronized=True)
     autoencoder = FactorAutoencoder(4, synchronized=True, name="teacher_autoencoder")
     autoencoder.build(teacher.outputs[1].shape)
     distiller = Distiller(teacher, student, autoencoder.encoder, p=p, sync_batchnorm=True)
@@ -77,7 +63,7 @@ def build_distiller(p):
 
 def build_autoencoder_trainer(reconstruction):
     keras.utils.set_random_seed(0)
-    teacher = sync_tiny_backbone(channels=8, name="teacher")
+    teacher = tiny_backbone(channels=8, name="teacher", synchronized=True)
     autoencoder = FactorAutoencoder(4, synchronized=True, name="autoencoder")
     trainer = FactorAutoencoderTrainer(teacher, autoencoder, reconstruction=reconstruction)
     return trainer.compile(
@@ -85,102 +71,18 @@ def build_autoencoder_trainer(reconstruction):
     )
 
 
-class _BatchLogs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.logs = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.logs.append({k: float(v) for k, v in (logs or {}).items()})
-
-
-def _fit(model, data):
-    images, labels = data
+def build_metrics_first(model, images, labels):
+    """With no strategy Keras builds a Distiller's compiled metrics inside the first trace, which
+    then runs twice; building them eagerly first saves that trace (fit resets their state)."""
     if isinstance(model, Distiller) and model.distribute_strategy.num_replicas_in_sync == 1:
-        # With no strategy Keras builds the compiled metrics inside the first trace, which then
-        # runs twice; building them eagerly first saves that trace (fit resets their state).
         model.compute_metrics(images[:1], labels[:1], model(images[:1]), None)
-    batch_logs = _BatchLogs()
-    history = model.fit(
-        images,
-        labels,
-        batch_size=BATCH_SIZE,
-        epochs=EPOCHS,
-        shuffle=False,
-        verbose=0,
-        callbacks=[batch_logs],
-    )
-    return {
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "batches": batch_logs.logs,
-        "weights": [np.asarray(ops.convert_to_numpy(v), "float64") for v in model.weights],
-        "paths": [v.path for v in model.weights],
-        "trainable": [v.path for v in model.trainable_weights],
-        "replicas": model.distribute_strategy.num_replicas_in_sync,
-    }
-
-
-def _relative(a, b, floor):
-    """max |a - b| / max(max |b|, floor): the largest difference relative to b's scale."""
-    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), floor))
-
-
-def _compare(mirrored, single):
-    """Largest relative differences of the mirrored run from the single-device one.
-
-    A metric is compared over all epochs (or steps) at once. Each weight tensor is compared to its
-    own scale, floored at WEIGHT_SCALE_FLOOR: a conv bias followed by BatchNorm has a zero gradient
-    in exact arithmetic and holds only float noise (~1e-8), which is no scale to divide by.
-    """
-    if mirrored["paths"] != single["paths"]:
-        raise AssertionError("the two copies do not list their weights in the same order")
-    names = sorted(single["history"])
-    if sorted(mirrored["history"]) != names:
-        raise AssertionError(f"{sorted(mirrored['history'])} != {names}")
-    pairs = list(zip(single["paths"], mirrored["weights"], single["weights"], strict=True))
-    per_weight = {path: _relative(m, s, WEIGHT_SCALE_FLOOR) for path, m, s in pairs}
-    trainable = {path: per_weight[path] for path in single["trainable"]}
-    # A per-step accuracy log is Keras's mean of the replicas' running accuracies, not the global
-    # one, when the replicas hold different numbers of samples; the per-epoch value is global.
-    term_names = [k for k in names if k != "accuracy"]
-    return {
-        "replicas": mirrored["replicas"],
-        "steps": len(mirrored["batches"]),
-        "metrics": {
-            k: _relative(mirrored["history"][k], single["history"][k], 1e-6) for k in names
-        },
-        "step_metrics": {
-            k: _relative(
-                [logs[k] for logs in mirrored["batches"]],
-                [logs[k] for logs in single["batches"]],
-                1e-6,
-            )
-            for k in term_names
-        },
-        "trainable_weights": max(trainable.values()),
-        "worst_trainable_weight": max(trainable, key=trainable.get),
-        "all_weights": max(per_weight.values()),
-        "max_abs_weight_difference": max(float(np.max(np.abs(m - s))) for _, m, s in pairs),
-    }
 
 
 def run_case(build, data, strategy):
     """Fits `build()` on one device and under `strategy`, from the same initial weights."""
     start = time.perf_counter()
-    single_model = build()
-    initial = single_model.get_weights()
-    with strategy.scope():
-        mirrored_model = build()
-    mirrored_model.set_weights(initial)
-    single = _fit(single_model, data)
-    mirrored = _fit(mirrored_model, data)
-    result = _compare(mirrored, single)
-    # How far training moved the weights: agreement must not be agreement on doing nothing.
-    result["max_abs_weight_update"] = max(
-        float(np.max(np.abs(after - before)))
-        for after, before in zip(single["weights"], initial, strict=True)
-    )
+    single, mirrored, initial = fit_twice(build, strategy, *data, prepare=build_metrics_first)
+    result = compare(mirrored, single, initial)
     result["single_device_history"] = single["history"]
     result["seconds"] = time.perf_counter() - start
     return result, single, initial
@@ -200,10 +102,10 @@ def run_naive_case(build, data, strategy, single, initial):
         with strategy.scope():
             model = build()
         model.set_weights(initial)
-        mirrored = _fit(model, data)
+        mirrored = record_fit(model, *data, prepare=build_metrics_first)
     finally:
         replicas.sum_over_replicas = exact
-    result = _compare(mirrored, single)
+    result = compare(mirrored, single, initial)
     result["seconds"] = time.perf_counter() - start
     return result
 
@@ -231,25 +133,16 @@ def replica_splits(strategy, count):
     with strategy.scope():
         probe = SplitProbe()
         probe.compile(optimizer="sgd", run_eagerly=False)
-    logs = _BatchLogs()
+    logs = StepLogs()
     x = np.zeros((count, 1), "float32")
     probe.fit(x, x, batch_size=BATCH_SIZE, shuffle=False, verbose=0, callbacks=[logs])
-    return [[round(step["size0"]), round(step["size1"])] for step in logs.logs]
+    return [[round(step["size0"]), round(step["size1"])] for step in logs.steps]
 
 
 CASES = ("splits", "distiller_p1", "distiller_p2", "naive_distiller_p2", "autoencoder_l1")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", help=f"any of {CASES} (default: all)")
-    parser.add_argument("--out", help="write the JSON summary here instead of stdout")
-    args = parser.parse_args()
-    chosen = args.cases or CASES
-    unknown = sorted(set(chosen) - set(CASES))
-    if unknown:
-        parser.error(f"unknown cases {unknown}; expected any of {CASES}")
-
+def summarise(chosen):
     start = time.perf_counter()
     strategy = tf.distribute.MirroredStrategy(DEVICES)
     data = tiny_batches(SAMPLES)
@@ -270,13 +163,8 @@ def main():
             functools.partial(build_autoencoder_trainer, "l1"), data, strategy
         )
     summary["seconds"] = time.perf_counter() - start
-    text = json.dumps(summary, indent=1, sort_keys=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text)
-    else:
-        print(text)
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    check_main(__doc__, summarise, cases=CASES)

@@ -4,11 +4,17 @@ import keras
 import numpy as np
 
 
-def tiny_backbone(num_classes=3, channels=8, name="tiny", input_shape=(8, 8, 3)):
-    """conv-BN-ReLU (features, 4x4xchannels) -> GAP -> Dense: one forward pass, two outputs."""
+def tiny_backbone(
+    num_classes=3, channels=8, name="tiny", input_shape=(8, 8, 3), synchronized=False
+):
+    """conv-BN-ReLU (features, 4x4xchannels) -> GAP -> Dense: one forward pass, two outputs.
+
+    `synchronized=True` (TensorFlow) makes the BatchNorm use global-batch statistics under a
+    tf.distribute strategy, as one device does.
+    """
     inputs = keras.Input(input_shape, name="images")
     x = keras.layers.Conv2D(channels, 3, strides=2, padding="same", name="conv")(inputs)
-    x = keras.layers.BatchNormalization(momentum=0.9, name="bn")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, synchronized=synchronized, name="bn")(x)
     features = keras.layers.ReLU(name="features")(x)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
     logits = keras.layers.Dense(num_classes, name="logits")(pooled)

@@ -1,6 +1,7 @@
-"""One worker of a two-worker run on 127.0.0.1 (started twice by test_multi_worker.py).
+"""One worker of a two-worker run on 127.0.0.1 (started twice by test_multi_worker.py, through
+`tests/subprocess_checks.py`).
 
-    python tests/distribute/multi_worker_run.py INDEX PORT0 PORT1 WORKDIR MODE
+    python -m tests.distribute.multi_worker_run INDEX PORT0 PORT1 WORKDIR MODE
 
 MODE "run": train_and_evaluate of the tiny quickstart config under multi_worker.
 MODE "die": the same run, but worker 1 kills itself (SIGKILL) as the student's second epoch
@@ -20,8 +21,6 @@ os.environ["TF_CONFIG"] = json.dumps(
         "task": {"type": "worker", "index": int(index)},
     }
 )
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.getcwd())
 
 if mode == "canary":
     import tensorflow as tf

@@ -2,17 +2,14 @@
 interrupted by one worker's death and resumed."""
 
 import json
-import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 
-ROOT = Path(__file__).parents[2]
-SCRIPT = Path(__file__).with_name("multi_worker_run.py")
+from tests.subprocess_checks import finish, start_check
+
+WORKER = "tests.distribute.multi_worker_run"
 
 
 def free_ports(count):
@@ -26,28 +23,15 @@ def free_ports(count):
 
 
 def run_two_workers(workdir, mode, timeout=280):
+    """The two workers' (exit status, stdout, stderr)."""
     ports = free_ports(2)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(index), *map(str, ports), str(workdir), mode],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(2)
+    workers = [
+        start_check(WORKER, index, *ports, workdir, mode, summary=False) for index in range(2)
     ]
-    try:
-        outputs = [process.communicate(timeout=timeout) for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    return [
-        (process.returncode, out, err)
-        for process, (out, err) in zip(processes, outputs, strict=True)
-    ]
+    ended = finish(workers, timeout, succeed=False)
+    for worker in ended:
+        assert not worker.timed_out, worker.report()
+    return [(worker.returncode, worker.stdout, worker.stderr) for worker in ended]
 
 
 def _backup_epoch(stage_dir):

@@ -1,21 +1,16 @@
 """CRD under MirroredStrategy over two logical CPUs against one device, on the same batch.
 
-Run as a script by `test_crd_mirrored.py` (TensorFlow's logical devices must be configured before
-it initialises them; `deterministic_logical_cpus` gives them one thread each and op
-determinism, so that machine load cannot change the numbers). One global batch of 5 examples
+Run by `test_crd_mirrored.py` (`python -m tests.losses.mirrored_crd_check [--out FILE]`, see
+`tests/subprocess_checks.py`): TensorFlow's logical devices must be configured before it
+initialises them; `deterministic_logical_cpus` gives them one thread each and op determinism,
+so that machine load cannot change the numbers. One global batch of 5 examples
 splits 3 + 2 over the replicas. The negatives are a fixed function of each example's index, so
 both runs contrast the same rows.
-Prints a JSON summary: the replica count, the loss of each run, the largest difference between
+Writes a JSON summary: the replica count, the loss of each run, the largest difference between
 every replica's copy of each state variable and the one-device value, and between the copies.
 """
 
-import json
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from tests.deterministic_cpus import deterministic_logical_cpus  # noqa: E402
+from tests.deterministic_cpus import deterministic_logical_cpus
 
 DEVICES = deterministic_logical_cpus(2)
 
@@ -25,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
 from iekd_keras.losses import ContrastiveRepresentationDistillation  # noqa: E402
+from tests.subprocess_checks import check_main  # noqa: E402
 
 N, K, D, GLOBAL_BATCH = 32, 8, 16, 5
 SHAPES = ({"features": (None, 4, 4, 8)}, {"features": (None, 4, 4, 6)})
@@ -67,7 +63,7 @@ def step(term, teacher, student, indices):
     return term({"features": teacher}, {"features": student}, {"indices": indices}, training=True)
 
 
-def main():
+def summarise():
     teacher, student, indices = data()
     single = build()
     fixed_negatives(single)
@@ -125,8 +121,8 @@ def main():
     summary["sampler_states_equal"] = bool(np.array_equal(*states))
     moved = np.asarray(single.student_memory) - np.asarray(build().student_memory)
     summary["changed_rows"] = sorted(int(r) for r in np.nonzero(np.any(moved != 0, axis=1))[0])
-    print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    check_main(__doc__, summarise)

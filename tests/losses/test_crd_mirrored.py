@@ -5,27 +5,11 @@ copy; see `mirrored_crd_check.py`, run in a subprocess because TensorFlow's logi
 be configured before it starts.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-HELPER = Path(__file__).with_name("mirrored_crd_check.py")
+from tests.subprocess_checks import run_check
 
 
 def test_crd_state_matches_one_device_on_every_replica():
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    process = subprocess.run(
-        [sys.executable, str(HELPER)],
-        cwd=HELPER.parents[2],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
-    summary = json.loads(process.stdout.strip().splitlines()[-1])
+    summary = run_check("tests.losses.mirrored_crd_check", timeout=240)
     assert summary["replicas"] == 2 and summary["local_batches"] == [3, 2]
     assert abs(summary["mirrored_loss"] - summary["single_loss"]) < 1e-5 * summary["single_loss"]
     assert max(summary["vs_single"].values()) < 1e-5, summary["vs_single"]
