@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from iekd_keras.distillers.model_checks import two_output_shapes
-from iekd_keras.distillers.term_model import TermModel
+from iekd_keras.distillers.term_model import TermModel, deserialized, serialize
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.losses.reconstruction import check_reconstruction, reconstruction_share
 
@@ -67,14 +67,11 @@ class FactorAutoencoderTrainer(TermModel):
     def get_config(self):
         return {
             "name": self.name,
-            "teacher": keras.saving.serialize_keras_object(self.teacher),
-            "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
+            "teacher": serialize(self.teacher),
+            "autoencoder": serialize(self.autoencoder),
             "reconstruction": self.reconstruction,
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("teacher", "autoencoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**deserialized(config, ("teacher", "autoencoder")))

@@ -3,19 +3,17 @@
 import keras
 from keras import ops
 
+from iekd_keras.distillers.ie_branch import IEBranch, add_ie_terms, build_encoders, distance_terms
 from iekd_keras.distillers.model_checks import named_output_shapes, named_outputs
-from iekd_keras.distillers.term_model import TermModel
-from iekd_keras.distribute import replicas
-from iekd_keras.layers import ExplorationLoss, FactorEncoder, FeatureSplit, InheritanceLoss
+from iekd_keras.distillers.term_model import (
+    TermModel,
+    cross_entropy_share,
+    deserialized,
+    serialize,
+    supervised_loss_fn,
+)
+from iekd_keras.layers import FeatureSplit
 from iekd_keras.losses import weights as loss_weights
-
-
-def _serialize(value):
-    return keras.saving.serialize_keras_object(value)
-
-
-def _deserialize(value):
-    return keras.saving.deserialize_keras_object(value)
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
@@ -149,8 +147,7 @@ class Distiller(TermModel):
         self.student_loss_fn = None
 
         self.feature_split = FeatureSplit(split_mode, split_ratio, split_seed, name="feature_split")
-        self.inheritance_loss = InheritanceLoss(p=p, metric=distance_metric, name="inheritance")
-        self.exploration_loss = ExplorationLoss(p=p, metric=distance_metric, name="exploration")
+        self.inheritance_loss, self.exploration_loss = distance_terms(p, distance_metric)
         self.inheritance_encoder = None
         self.exploration_encoder = None
         if teacher_encoder is not None:
@@ -158,7 +155,12 @@ class Distiller(TermModel):
                 self._build_teacher_encoder(teacher_shapes["features"]), student_shapes["features"]
             )
         if use_ie:
-            self._build_student_encoders(student_shapes["features"])
+            self.inheritance_encoder, self.exploration_encoder = build_encoders(
+                self.feature_split,
+                student_shapes["features"],
+                teacher_encoder.filters,
+                synchronized=self.sync_batchnorm,
+            )
         self.distillation_losses = list(distillation_losses)
         for term in self.distillation_losses:
             if hasattr(term, "build") and not getattr(term, "built", False):
@@ -192,22 +194,6 @@ class Distiller(TermModel):
             )
         return teacher_factor
 
-    def _build_student_encoders(self, student_features):
-        """Builds both student encoders, in a fixed order, for factors like the teacher's."""
-        self.feature_split.build(student_features)
-        inheritance_shape, exploration_shape = self.feature_split.compute_output_shape(
-            student_features
-        )
-        filters = self.teacher_encoder.filters
-        self.inheritance_encoder = FactorEncoder(
-            filters, synchronized=self.sync_batchnorm, name="inheritance_encoder"
-        )
-        self.exploration_encoder = FactorEncoder(
-            filters, synchronized=self.sync_batchnorm, name="exploration_encoder"
-        )
-        self.inheritance_encoder.build(inheritance_shape)
-        self.exploration_encoder.build(exploration_shape)
-
     @property
     def checkpoint_model(self):
         """What a checkpoint of this stage holds: the bare student, never the teacher."""
@@ -221,22 +207,20 @@ class Distiller(TermModel):
         `keras.losses.Loss` whose `.call` is used). Returns the distiller, so calls can chain.
         """
         self.student_loss = loss
-        if loss is None:
-            self.student_loss_fn = _sparse_cross_entropy_from_logits
-        elif isinstance(loss, keras.losses.Loss):
-            self.student_loss_fn = loss.call
-        else:
-            self.student_loss_fn = keras.losses.get(loss)
+        self.student_loss_fn = supervised_loss_fn(loss)
         return super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
         if config is not None:
-            config["loss"] = keras.saving.serialize_keras_object(self.student_loss)
+            config["loss"] = serialize(self.student_loss)
         return config
 
-    def _split_inputs(self, x):
-        """(images, dataset indices or None): pipelines for CRD-like terms yield both."""
+    def _split_inputs(self, x, training=True):
+        """(images, dataset indices or None): pipelines for CRD-like terms yield both; evaluation
+        reads the images alone."""
+        if not training:
+            return (x[0] if isinstance(x, tuple | list) else x), None
         if isinstance(x, tuple | list):
             if len(x) != 2:
                 raise ValueError(
@@ -257,21 +241,15 @@ class Distiller(TermModel):
             inputs = inputs[0]
         return self.student(inputs, training=training)[0]
 
-    def _step(self):
-        optimizer = getattr(self, "optimizer", None)
-        return optimizer.iterations if optimizer is not None else 0
-
     def compute_terms(self, x, y, training):
         """Every named loss term, as this replica's share, and the student's logits."""
         if y is None:
             raise ValueError("The Distiller needs labelled batches: (inputs, labels).")
-        images, indices = self._split_inputs(x) if training else (self._images(x), None)
+        images, indices = self._split_inputs(x, training)
         step = self._step()
         student_outputs = named_outputs(self.student, self.student(images, training=training))
         logits = student_outputs["logits"]
-        loss_fn = self.student_loss_fn or _sparse_cross_entropy_from_logits
-        per_sample = loss_fn(y, ops.cast(logits, "float32"))
-        ce_loss = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
+        ce_loss = cross_entropy_share(y, logits, self.student_loss_fn)
         terms = {"ce_loss": ce_loss}
         if not (training or self.teacher_in_evaluation):
             terms["loss"] = ce_loss
@@ -290,13 +268,13 @@ class Distiller(TermModel):
             teacher_outputs["factor"] = ops.stop_gradient(factor)
         if self.use_ie:
             terms.update(self._ie_terms(teacher_outputs["factor"], student_outputs, training))
-            total = (
-                total
-                + loss_weights.loss_weight_at(self.lambda_inh, step) * terms["inheritance_loss"]
-            )
-            total = (
-                total
-                + loss_weights.loss_weight_at(self.lambda_exp, step) * terms["exploration_loss"]
+            total = add_ie_terms(
+                total,
+                terms["inheritance_loss"],
+                terms["exploration_loss"],
+                self.lambda_inh,
+                self.lambda_exp,
+                step,
             )
         batch = {"labels": y, "indices": indices, "step": step, "training": training}
         for term in self.distillation_losses:
@@ -305,27 +283,31 @@ class Distiller(TermModel):
         terms["loss"] = total
         return terms, logits
 
-    def _images(self, x):
-        return x[0] if isinstance(x, tuple | list) else x
-
     def _ie_terms(self, teacher_factor, student_outputs, training):
         """L_inh and L_exp: both halves of the student against the same teacher factor."""
-        inheritance_part, exploration_part = self.feature_split(student_outputs["features"])
-        inheritance_factor = self.inheritance_encoder(inheritance_part, training=training)
-        exploration_factor = self.exploration_encoder(exploration_part, training=training)
+        branch = IEBranch(
+            self.feature_split,
+            self.inheritance_encoder,
+            self.exploration_encoder,
+            self.inheritance_loss,
+            self.exploration_loss,
+        )
+        inheritance_factor, exploration_factor = branch.factors(
+            student_outputs["features"], training
+        )
         student_outputs["inheritance_factor"] = inheritance_factor
         student_outputs["exploration_factor"] = exploration_factor
-        return {
-            "inheritance_loss": self.inheritance_loss(inheritance_factor, teacher_factor),
-            "exploration_loss": self.exploration_loss(exploration_factor, teacher_factor),
-        }
+        inheritance, exploration = branch.terms(
+            inheritance_factor, exploration_factor, teacher_factor
+        )
+        return {"inheritance_loss": inheritance, "exploration_loss": exploration}
 
     def get_config(self):
         return {
             "name": self.name,
-            "teacher": _serialize(self.teacher),
-            "student": _serialize(self.student),
-            "teacher_encoder": _serialize(self.teacher_encoder),
+            "teacher": serialize(self.teacher),
+            "student": serialize(self.student),
+            "teacher_encoder": serialize(self.teacher_encoder),
             "lambda_inh": loss_weights.serialize_loss_weight(self.lambda_inh),
             "lambda_exp": loss_weights.serialize_loss_weight(self.lambda_exp),
             "student_loss_weight": loss_weights.serialize_loss_weight(self.student_loss_weight),
@@ -334,7 +316,7 @@ class Distiller(TermModel):
             "split_seed": self.feature_split.seed,
             "p": self.inheritance_loss.p,
             "distance_metric": self.inheritance_loss.metric,
-            "distillation_losses": [_serialize(term) for term in self.distillation_losses],
+            "distillation_losses": [serialize(term) for term in self.distillation_losses],
             "teacher_in_evaluation": self.teacher_in_evaluation,
             "sync_batchnorm": self.sync_batchnorm,
             "resize_teacher_factor": self.resize_teacher_factor,
@@ -342,14 +324,6 @@ class Distiller(TermModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("teacher", "student", "teacher_encoder"):
-            config[key] = _deserialize(config[key])
-        for key in ("lambda_inh", "lambda_exp", "student_loss_weight"):
-            config[key] = loss_weights.deserialize_loss_weight(config[key])
-        config["distillation_losses"] = [_deserialize(t) for t in config["distillation_losses"]]
-        return cls(**config)
-
-
-def _sparse_cross_entropy_from_logits(labels, logits):
-    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        models = ("teacher", "student", "teacher_encoder", "distillation_losses")
+        weights = ("lambda_inh", "lambda_exp", "student_loss_weight")
+        return cls(**deserialized(config, models, weights))

@@ -5,16 +5,16 @@ import contextlib
 import keras
 from keras import ops
 
+from iekd_keras.distillers.ie_branch import IEBranch, add_ie_terms, build_encoders, distance_terms
 from iekd_keras.distillers.model_checks import two_output_shapes
-from iekd_keras.distillers.term_model import TermModel
-from iekd_keras.distribute import replicas
-from iekd_keras.layers import (
-    ExplorationLoss,
-    FactorAutoencoder,
-    FactorEncoder,
-    FeatureSplit,
-    InheritanceLoss,
+from iekd_keras.distillers.term_model import (
+    TermModel,
+    cross_entropy_share,
+    deserialized,
+    serialize,
+    supervised_loss_fn,
 )
+from iekd_keras.layers import FactorAutoencoder, FeatureSplit
 from iekd_keras.losses import weights as loss_weights
 from iekd_keras.losses.divergences import kl_divergence_share
 from iekd_keras.losses.reconstruction import check_reconstruction, reconstruction_share
@@ -23,18 +23,6 @@ from iekd_keras.optimizers.peer_optimizer import PeerOptimizer
 PEER_FACTORS = ("autoencoder", "inheritance")
 UPDATES = ("alternating", "simultaneous")
 PEERS = (0, 1)
-
-
-def _serialize(value):
-    return keras.saving.serialize_keras_object(value)
-
-
-def _deserialize(value):
-    return keras.saving.deserialize_keras_object(value)
-
-
-def _sparse_cross_entropy_from_logits(labels, logits):
-    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
 
 
 def peer_name(index):
@@ -226,8 +214,7 @@ class MutualDistiller(TermModel):
         self.peer_metric_specs = None
         self.peer_metrics = [[], []]
 
-        self.inheritance_loss = InheritanceLoss(p=p, metric=distance_metric, name="inheritance")
-        self.exploration_loss = ExplorationLoss(p=p, metric=distance_metric, name="exploration")
+        self.inheritance_loss, self.exploration_loss = distance_terms(p, distance_metric)
         splits, inheritance_encoders, exploration_encoders, autoencoders = [], [], [], []
         if use_ie:
             # Peer 1's layers, then peer 2's: a fixed creation (and initialisation) order.
@@ -251,20 +238,9 @@ class MutualDistiller(TermModel):
         split = FeatureSplit(
             self.split_mode, self.split_ratio, self.split_seed, name=f"{prefix}_feature_split"
         )
-        split.build(features)
-        inheritance_shape, exploration_shape = split.compute_output_shape(features)
-        inheritance_encoder = FactorEncoder(
-            self.factor_channels,
-            synchronized=self.sync_batchnorm,
-            name=f"{prefix}_inheritance_encoder",
+        inheritance_encoder, exploration_encoder = build_encoders(
+            split, features, self.factor_channels, self.sync_batchnorm, prefix=f"{prefix}_"
         )
-        inheritance_encoder.build(inheritance_shape)
-        exploration_encoder = FactorEncoder(
-            self.factor_channels,
-            synchronized=self.sync_batchnorm,
-            name=f"{prefix}_exploration_encoder",
-        )
-        exploration_encoder.build(exploration_shape)
         autoencoder = None
         if self.use_autoencoders:
             autoencoder = FactorAutoencoder(
@@ -305,6 +281,16 @@ class MutualDistiller(TermModel):
             raise ValueError(f"Trainable variables that no peer owns: {orphans}.")
         return groups
 
+    def _ie_branch(self, index):
+        """Peer `index`'s split, encoders and the shared distances (IE on)."""
+        return IEBranch(
+            self.feature_splits[index],
+            self.inheritance_encoders[index],
+            self.exploration_encoders[index],
+            self.inheritance_loss,
+            self.exploration_loss,
+        )
+
     # ----------------------------------------------------------------------------------------
     # Compilation
 
@@ -339,12 +325,7 @@ class MutualDistiller(TermModel):
         if kwargs.get("loss_weights") or kwargs.get("weighted_metrics"):
             raise ValueError("MutualDistiller takes no loss_weights or weighted_metrics.")
         self.peer_loss = loss
-        if loss is None:
-            self.peer_loss_fn = _sparse_cross_entropy_from_logits
-        elif isinstance(loss, keras.losses.Loss):
-            self.peer_loss_fn = loss.call
-        else:
-            self.peer_loss_fn = keras.losses.get(loss)
+        self.peer_loss_fn = supervised_loss_fn(loss)
         with self._strategy_scope():
             peer_optimizer = self._peer_optimizer(optimizer, auto_scale_loss)
             self.peer_metric_specs = list(metrics) if metrics is not None else None
@@ -406,8 +387,8 @@ class MutualDistiller(TermModel):
     def get_compile_config(self):
         config = super().get_compile_config()
         if config:
-            config["loss"] = _serialize(self.peer_loss)
-            config["metrics"] = _serialize(self.peer_metric_specs)
+            config["loss"] = serialize(self.peer_loss)
+            config["metrics"] = serialize(self.peer_metric_specs)
         return config
 
     def compile_from_config(self, config):
@@ -415,12 +396,6 @@ class MutualDistiller(TermModel):
 
     # ----------------------------------------------------------------------------------------
     # Loss math (backend-agnostic)
-
-    def _step(self, index):
-        optimizer = getattr(self, "optimizer", None)
-        if isinstance(optimizer, PeerOptimizer):
-            return optimizer.optimizers[index].iterations
-        return optimizer.iterations if optimizer is not None else 0
 
     def _images(self, x):
         if isinstance(x, tuple | list):
@@ -448,14 +423,12 @@ class MutualDistiller(TermModel):
         logits = [output[0] for output in outputs]
         features = [output[1] for output in outputs]
         targets = self._peer_factors(features, updated, training) if self.use_ie else {}
-        loss_fn = self.peer_loss_fn or _sparse_cross_entropy_from_logits
         terms = {}
         for index in updated:
             prefix = peer_name(index)
             other = 1 - index
             step = self._step(index)
-            per_sample = loss_fn(y, ops.cast(logits[index], "float32"))
-            ce_loss = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
+            ce_loss = cross_entropy_share(y, logits[index], self.peer_loss_fn)
             kl_loss = kl_divergence_share(logits[other], logits[index], self.temperature)
             kl_scale = loss_weights.loss_weight_at(self.kl_weight, step) * self.temperature**2
             total = ce_loss + kl_scale * kl_loss
@@ -463,10 +436,12 @@ class MutualDistiller(TermModel):
             terms[f"{prefix}_kl_loss"] = kl_loss
             if self.use_ie:
                 peer_factor = ops.stop_gradient(targets["factor", other])
-                inheritance = self.inheritance_loss(targets["inheritance", index], peer_factor)
-                exploration = self.exploration_loss(targets["exploration", index], peer_factor)
-                total = total + loss_weights.loss_weight_at(self.lambda_inh, step) * inheritance
-                total = total + loss_weights.loss_weight_at(self.lambda_exp, step) * exploration
+                inheritance, exploration = self._ie_branch(index).terms(
+                    targets["inheritance", index], targets["exploration", index], peer_factor
+                )
+                total = add_ie_terms(
+                    total, inheritance, exploration, self.lambda_inh, self.lambda_exp, step
+                )
                 terms[f"{prefix}_inheritance_loss"] = inheritance
                 terms[f"{prefix}_exploration_loss"] = exploration
             if self.use_autoencoders:
@@ -490,14 +465,12 @@ class MutualDistiller(TermModel):
                 index in targets and self.peer_factor == "inheritance"
             )
             if needs_inheritance:
-                inheritance_part, exploration_part = self.feature_splits[index](features[index])
-                values["inheritance", index] = self.inheritance_encoders[index](
-                    inheritance_part, training=training
+                inheritance, exploration = self._ie_branch(index).factors(
+                    features[index], training, exploration=needs_split
                 )
+                values["inheritance", index] = inheritance
                 if needs_split:
-                    values["exploration", index] = self.exploration_encoders[index](
-                        exploration_part, training=training
-                    )
+                    values["exploration", index] = exploration
             if self.peer_factor == "inheritance":
                 if index in targets:
                     values["factor", index] = values["inheritance", index]
@@ -523,12 +496,10 @@ class MutualDistiller(TermModel):
             if y is None:
                 raise ValueError("MutualDistiller needs labelled batches: (inputs, labels).")
             images = self._images(x)
-            loss_fn = self.peer_loss_fn or _sparse_cross_entropy_from_logits
             terms, logits = {}, []
             for index in PEERS:
                 peer_logits = self.peers[index](images, training=False)[0]
-                per_sample = loss_fn(y, ops.cast(peer_logits, "float32"))
-                ce_loss = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
+                ce_loss = cross_entropy_share(y, peer_logits, self.peer_loss_fn)
                 terms[f"{peer_name(index)}_ce_loss"] = ce_loss
                 terms[f"{peer_name(index)}_loss"] = ce_loss
                 logits.append(peer_logits)
@@ -538,18 +509,15 @@ class MutualDistiller(TermModel):
     # ----------------------------------------------------------------------------------------
     # Steps
 
-    def _report(self, terms, y, predictions):
-        replicas_in_sync = replicas.replica_count()
-        for tracker in self.term_trackers:
-            if tracker.name in terms:
-                tracker.update_state(terms[tracker.name] * replicas_in_sync)
+    def _metric_logs(self, y, predictions, term_logs):
+        """The step's logs: the terms' `term_logs`, then each peer's metrics of its logits."""
         for metrics, logits in zip(self.peer_metrics, predictions, strict=True):
             for metric in metrics:
                 metric.update_state(y, logits)
-        logs = {t.name: t.result() for t in self.term_trackers if t.name in terms}
+        logs = dict(term_logs)
         for metrics in self.peer_metrics:
             logs.update({metric.name: metric.result() for metric in metrics})
-        return self._finalize_logs(logs)
+        return logs
 
     def _update(self, x, y, gradient_step):
         """The DML update of both peers (see the class docstring), for both backends."""
@@ -588,8 +556,8 @@ class MutualDistiller(TermModel):
     def get_config(self):
         return {
             "name": self.name,
-            "peer1": _serialize(self.peers[0]),
-            "peer2": _serialize(self.peers[1]),
+            "peer1": serialize(self.peers[0]),
+            "peer2": serialize(self.peers[1]),
             "kl_weight": loss_weights.serialize_loss_weight(self.kl_weight),
             "temperature": self.temperature,
             "lambda_inh": loss_weights.serialize_loss_weight(self.lambda_inh),
@@ -609,9 +577,5 @@ class MutualDistiller(TermModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("peer1", "peer2"):
-            config[key] = _deserialize(config[key])
-        for key in ("kl_weight", "lambda_inh", "lambda_exp"):
-            config[key] = loss_weights.deserialize_loss_weight(config[key])
-        return cls(**config)
+        weights = ("kl_weight", "lambda_inh", "lambda_exp")
+        return cls(**deserialized(config, ("peer1", "peer2"), weights))

@@ -1,11 +1,9 @@
 """Trains a (logits, features) model alone with cross-entropy: teachers and baseline students."""
 
 import keras
-from keras import ops
 
 from iekd_keras.distillers.model_checks import two_output_shapes
-from iekd_keras.distillers.term_model import TermModel
-from iekd_keras.distribute import replicas
+from iekd_keras.distillers.term_model import TermModel, cross_entropy_share, deserialized, serialize
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")
@@ -42,17 +40,12 @@ class StandaloneTrainer(TermModel):
         if y is None:
             raise ValueError("StandaloneTrainer needs labelled batches: (inputs, labels).")
         logits = self.model(x, training=training)[0]
-        per_sample = keras.losses.sparse_categorical_crossentropy(
-            y, ops.cast(logits, "float32"), from_logits=True
-        )
-        ce_loss = replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
+        ce_loss = cross_entropy_share(y, logits)
         return {"loss": ce_loss, "ce_loss": ce_loss}, logits
 
     def get_config(self):
-        return {"name": self.name, "model": keras.saving.serialize_keras_object(self.model)}
+        return {"name": self.name, "model": serialize(self.model)}
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)
+        return cls(**deserialized(config, ("model",)))

@@ -7,6 +7,8 @@ from keras import ops
 
 from iekd_keras.distillers.stateless_state import StatelessState
 from iekd_keras.distribute import multi_worker, replicas
+from iekd_keras.losses import weights as loss_weights
+from iekd_keras.optimizers.peer_optimizer import PeerOptimizer
 
 
 def tape_value_and_grad(function, variables):
@@ -22,6 +24,56 @@ def tape_value_and_grad(function, variables):
     with tf.GradientTape() as tape:
         loss, aux = function()
     return aux, tape.gradient(loss, variables)
+
+
+def sparse_cross_entropy_from_logits(labels, logits):
+    """Per-sample sparse categorical cross-entropy of `logits`: the default supervised loss."""
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def supervised_loss_fn(loss):
+    """The per-sample function `fn(labels, logits)` of a `compile(loss=...)` argument: the
+    default cross-entropy for None, a `keras.losses.Loss`'s `call`, else `keras.losses.get`."""
+    if loss is None:
+        return sparse_cross_entropy_from_logits
+    if isinstance(loss, keras.losses.Loss):
+        return loss.call
+    return keras.losses.get(loss)
+
+
+def cross_entropy_share(labels, logits, loss_fn=None):
+    """This replica's share of the batch mean of `loss_fn(labels, logits)` (default: the sparse
+    cross-entropy), computed in float32 (see `iekd_keras.distribute.replicas`).
+
+    Example:
+        >>> ce_loss = cross_entropy_share(labels, student_logits)
+    """
+    per_sample = (loss_fn or sparse_cross_entropy_from_logits)(labels, ops.cast(logits, "float32"))
+    return replicas.mean_share(ops.sum(per_sample), ops.shape(per_sample)[0])
+
+
+def serialize(value):
+    """`keras.saving.serialize_keras_object`, for the trainers' `get_config`."""
+    return keras.saving.serialize_keras_object(value)
+
+
+def deserialized(config, objects=(), weights=()):
+    """A copy of a trainer's `get_config()` with the Keras objects under the keys `objects` (a
+    list under a key: each item) and the loss weights under the keys `weights` deserialised.
+
+    Example:
+        >>> return cls(**deserialized(config, ("teacher", "student"), ("lambda_inh",)))
+    """
+    config = dict(config)
+    for key in objects:
+        value = config[key]
+        if isinstance(value, list):
+            config[key] = [keras.saving.deserialize_keras_object(item) for item in value]
+        else:
+            config[key] = keras.saving.deserialize_keras_object(value)
+    for key in weights:
+        config[key] = loss_weights.deserialize_loss_weight(config[key])
+    return config
 
 
 def _route(index):
@@ -93,15 +145,32 @@ class TermModel(keras.Model):
             )
         return x, y
 
+    def _step(self, index=None):
+        """The optimizer's iteration count, the step of loss-weight schedules (0 before
+        `compile`); with a PeerOptimizer, that of inner optimizer `index`."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None:
+            return 0
+        if index is not None and isinstance(optimizer, PeerOptimizer):
+            return optimizer.optimizers[index].iterations
+        return optimizer.iterations
+
     def _report(self, terms, y, predictions):
+        """Updates the term trackers with `terms` and the metrics with `predictions`; returns
+        the step's logs."""
         replicas_in_sync = replicas.replica_count()
         for tracker in self.term_trackers:
             if tracker.name in terms:
                 tracker.update_state(terms[tracker.name] * replicas_in_sync)
+        term_logs = {t.name: t.result() for t in self.term_trackers if t.name in terms}
+        return self._finalize_logs(self._metric_logs(y, predictions, term_logs))
+
+    def _metric_logs(self, y, predictions, term_logs):
+        """The step's logs: the compiled metrics of `predictions` (none if None), then the terms'
+        `term_logs`."""
         logs = self.compute_metrics(None, y, predictions, None) if predictions is not None else {}
         logs = {name: value for name, value in logs.items() if name not in self.term_names}
-        logs.update({t.name: t.result() for t in self.term_trackers if t.name in terms})
-        return self._finalize_logs(logs)
+        return {**logs, **term_logs}
 
     def _finalize_logs(self, logs):
         """The step's logs as Keras's distributed step function can reduce them."""
