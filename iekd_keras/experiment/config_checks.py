@@ -10,6 +10,7 @@ import difflib
 import ml_collections
 
 from iekd_keras.data import DATASETS
+from iekd_keras.distillers.mutual_distiller import PEER_FACTORS, UPDATES
 from iekd_keras.distribute.strategies import PRECISIONS, STRATEGIES
 from iekd_keras.experiment.recipes import base_config
 from iekd_keras.layers.factor_distance import METRICS
@@ -83,10 +84,10 @@ RANGES = {
     "mutual.temperature": _positive,
     "mutual.lambda_inh": _non_negative,
     "mutual.lambda_exp": _non_negative,
-    "mutual.peer_factor": _one_of("autoencoder", "inheritance"),
+    "mutual.peer_factor": _one_of(*PEER_FACTORS),
     "mutual.factor_channels": _positive,
     "mutual.reconstruction": _one_of(*RECONSTRUCTIONS),
-    "mutual.update_mode": _one_of("alternating", "simultaneous"),
+    "mutual.update_mode": _one_of(*UPDATES),
     "mutual.export_peer": _one_of(1, 2),
 }
 
