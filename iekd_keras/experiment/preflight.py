@@ -277,16 +277,12 @@ def _check_student(config, data, teacher, encoder):
         _tapped(config, "student", student, student_source), "student"
     )
     teacher_shapes["factor"] = tuple(encoder.compute_output_shape(teacher_shapes["features"]))
-    distiller = config.distiller
-    if _ie_switched_on(distiller.lambda_inh, distiller.lambda_exp):
-        _check_spatial_sizes(
-            (teacher_source, teacher_shapes["features"]),
-            (student_source, student_shapes["features"]),
-            data,
-            f"config.distiller.lambda_inh={distiller.lambda_inh}, "
-            f"lambda_exp={distiller.lambda_exp}",
-        )
-        _check_split(config, student_source, student_shapes["features"])
+    _check_ie_terms(
+        config,
+        data,
+        (teacher_source, teacher_shapes["features"]),
+        (student_source, student_shapes["features"]),
+    )
     sources = (
         f"{teacher_source} (taps {tuple(config.teacher.taps)!r}, a factor of "
         f"config.autoencoder.factor_channels={config.autoencoder.factor_channels} channels) "
@@ -297,6 +293,19 @@ def _check_student(config, data, teacher, encoder):
         config, teacher, student, encoder, terms
     )
     _one_forward(trainer, data, "student", with_indices=trainer.needs_indices)
+
+
+def _check_ie_terms(config, data, teacher, student):
+    """With the IE terms on, the (source, feature shape) of the teacher and of the student have
+    equal spatial sizes, and the student's channels split into two non-empty parts."""
+    distiller = config.distiller
+    if not _ie_switched_on(distiller.lambda_inh, distiller.lambda_exp):
+        return
+    weights = (
+        f"config.distiller.lambda_inh={distiller.lambda_inh}, lambda_exp={distiller.lambda_exp}"
+    )
+    _check_spatial_sizes(teacher, student, data, weights)
+    _check_split(config, *student)
 
 
 def _check_spatial_sizes(first, second, data, weights):
