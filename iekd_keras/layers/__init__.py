@@ -1,5 +1,7 @@
-"""Serialisable Keras layers of the IE framework: split, factor coders and the two IE losses."""
+"""Serialisable Keras layers of the IE framework: split, factor coders and the two IE losses,
+and the fused batch normalisation every model of the library builds."""
 
+from iekd_keras.layers.batch_normalization import BatchNormalization
 from iekd_keras.layers.exploration_loss import ExplorationLoss
 from iekd_keras.layers.factor_autoencoder import FactorAutoencoder
 from iekd_keras.layers.factor_distance import FactorDistance, normalize_per_sample
@@ -8,6 +10,7 @@ from iekd_keras.layers.feature_split import FeatureSplit
 from iekd_keras.layers.inheritance_loss import InheritanceLoss
 
 __all__ = [
+    "BatchNormalization",
     "ExplorationLoss",
     "FactorAutoencoder",
     "FactorDistance",

@@ -2,14 +2,15 @@
 
 import keras
 
+from iekd_keras.layers.batch_normalization import BatchNormalization
+
 CONV_INITIALIZER_CONFIG = {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"}
 
 
 def pytorch_batch_norm(name, synchronized=False):
-    """BatchNormalization with PyTorch's defaults (running-average update 0.1, epsilon 1e-5)."""
-    return keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name
-    )
+    """BatchNormalization with PyTorch's defaults (running-average update 0.1, epsilon 1e-5),
+    fused on TensorFlow where it can be (`iekd_keras.layers.BatchNormalization`)."""
+    return BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name)
 
 
 @keras.saving.register_keras_serializable(package="iekd_keras")

@@ -7,12 +7,14 @@ of the CIFAR ResNet (``_weights_init`` in ``model/resnet.py`` of the IE-KD autho
   (``kaiming_normal("fan_in")``),
 * dense bias: PyTorch's ``nn.Linear`` default, uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``,
 * batch normalisation: weight 1, bias 0 (the Keras and PyTorch default), ``momentum=0.9``
-  (PyTorch ``momentum=0.1``) and ``epsilon=1e-5``,
+  (PyTorch ``momentum=0.1``) and ``epsilon=1e-5``, as ``iekd_keras.layers.BatchNormalization``
+  (Keras's layer, fused on TensorFlow),
 * 3x3 convolutions pad one pixel on every side, also when strided.
 """
 
 import keras
 
+from iekd_keras.layers.batch_normalization import BatchNormalization
 from iekd_keras.layers.initializers import (
     depthwise_kaiming_normal,
     kaiming_normal,
@@ -74,10 +76,12 @@ def depthwise3x3(x, strides, name):
 
 
 def batch_norm(x, name):
-    """Batch normalisation with PyTorch-matching momentum and epsilon."""
-    return keras.layers.BatchNormalization(
-        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name
-    )(x)
+    """Batch normalisation with PyTorch-matching momentum and epsilon, computed by TensorFlow's
+    fused kernel where it can be (``iekd_keras.layers.BatchNormalization``: Keras's weights and
+    maths)."""
+    return BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name)(
+        x
+    )
 
 
 def relu(x, name):
