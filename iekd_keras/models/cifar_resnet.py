@@ -12,9 +12,14 @@ _SHORTCUTS = ("A", "B")
 
 
 def _option_a_shortcut(x, planes):
-    """Parameter-free shortcut: keep every second pixel, zero-pad planes // 4 channels per side."""
+    """Parameter-free shortcut: keep every second pixel, zero-pad planes // 4 channels per side.
+
+    The subsampling is a 1x1 max pooling of stride 2, bit-identical to ``x[:, ::2, ::2, :]`` in
+    values and gradients (a 1x1 window holds one pixel; both keep ceil(size / 2) rows and
+    columns) but run by the pooling kernels rather than StridedSlice and its scatter gradient.
+    """
     pad = planes // 4
-    subsampled = x[:, ::2, ::2, :]
+    subsampled = keras.ops.max_pool(x, pool_size=1, strides=2, padding="valid")
     return keras.ops.pad(subsampled, [[0, 0], [0, 0], [0, 0], [pad, pad]])
 
 
