@@ -2,8 +2,11 @@
 
 import difflib
 
+import keras
+
 from iekd_keras.data.imagenet import ImageNetData
 from iekd_keras.data.sources import load_cifar, load_digits, load_image_folder
+from iekd_keras.distribute.strategies import hide_gpus_from_tensorflow
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet2012", "image_folder")
 
@@ -13,12 +16,16 @@ def load_dataset(config):
 
     Keys, read as given (a run's config has every key of `base_config().data`): `name` (one
     of DATASETS), `image_size` (digits, imagenet2012, image_folder), `data_dir` (tfds
-    datasets), `manual_dir` (imagenet2012), `directory` (image_folder).
+    datasets), `manual_dir` (imagenet2012), `directory` (image_folder). On JAX it first hides
+    the GPUs from TensorFlow, which then only feeds the pipelines (evaluation and export load
+    data without a strategy).
 
     Example:
         >>> load_dataset(quickstart.get_config().data).input_shape
         (16, 16, 1)
     """
+    if keras.backend.backend() == "jax":
+        hide_gpus_from_tensorflow()
     name = config.name
     if name == "digits":
         return load_digits(image_size=config.image_size)

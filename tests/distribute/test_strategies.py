@@ -114,13 +114,16 @@ def test_strategy_names_and_errors():
         set_precision("float8")
 
 
-# On KERAS_BACKEND=jax, make_strategy hides the GPUs from TensorFlow before its first op; the
-# spy records the call (this machine has no GPU), and tf.data still runs afterwards, on the CPU.
+# On KERAS_BACKEND=jax, the first entry point (make_strategy for training, load_dataset for
+# evaluation and export) hides the GPUs from TensorFlow before its first op; the spy records the
+# call (this machine has no GPU), and tf.data still runs afterwards, on the CPU.
 HIDDEN_ON_JAX = """
 import warnings
 import keras
 import tensorflow as tf
+from iekd_keras.data import load_dataset
 from iekd_keras.distribute.strategies import make_strategy
+from iekd_keras.experiment.recipes import base_config
 
 assert keras.backend.backend() == "jax"
 calls = []
@@ -130,7 +133,7 @@ def spy(devices, device_type=None):
     return original(devices, device_type)
 tf.config.set_visible_devices = spy
 warnings.simplefilter("error")
-make_strategy("auto")
+ENTRY
 assert calls == [([], "GPU")], calls
 assert tf.config.get_visible_devices("GPU") == []
 assert tf.config.list_logical_devices("GPU") == []
@@ -142,10 +145,14 @@ print("HIDDEN")
 """
 
 
-def test_make_strategy_hides_the_gpus_from_tensorflow_on_jax():
+DIGITS = "data = base_config().data; data.name = 'digits'; load_dataset(data)"
+
+
+@pytest.mark.parametrize("entry", ['make_strategy("auto")', DIGITS])
+def test_the_first_entry_point_hides_the_gpus_from_tensorflow_on_jax(entry):
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(
-        [sys.executable, "-c", HIDDEN_ON_JAX],
+        [sys.executable, "-c", HIDDEN_ON_JAX.replace("ENTRY", entry)],
         cwd=Path(__file__).parents[2],
         env=env,
         capture_output=True,
