@@ -75,7 +75,9 @@ class FeatureSplit(keras.layers.Layer):
         count = self.inheritance_channels(channels)
         if self.mode == "random":
             features = ops.take(features, self.permutation, axis=-1)
-        return features[..., :count], features[..., count:]
+        # One Split kernel (and one Concat backward) rather than two slices and their scatters.
+        inheritance, exploration = ops.split(features, [count], axis=-1)
+        return inheritance, exploration
 
     def compute_output_shape(self, input_shape):
         count = self.inheritance_channels(input_shape[-1])
