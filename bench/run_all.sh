@@ -21,7 +21,7 @@ WAIT=(--max_load="$MAX_LOAD" --max_wait_s="$MAX_WAIT_S")
 EXTRA=("$@")
 JAX=()
 if [[ -n "${JAX_PYTHON:-}" ]]; then JAX=(--jax_python="$JAX_PYTHON"); fi
-PATCHES=--patches=fused_bn+pool_shortcut
+PATCHES=--patches=keras_bn+sliced_shortcut
 
 has() { "$PY" -c "import $1" 2>/dev/null; }
 

@@ -1,24 +1,26 @@
-"""A/B measurements of library changes, prototyped in bench/ without editing the library.
+"""A/B measurements of library changes, in one process, interleaved.
 
 Each experiment builds the same Keras step twice in ONE process, once as the library builds it
-today ("current") and once with the change applied by a bench-side patch, and times them
-interleaved (bench/vs_torch.py --patches=... puts them next to PyTorch, but needs PyTorch).
-Experiments:
+now ("current") and once otherwise, and times them interleaved (bench/vs_torch.py --patches=...
+puts them next to PyTorch, but needs PyTorch). Experiments:
 
-  fused_bn   Keras 3's unfused BatchNormalization (moments + batch_normalization: ~10 element-
-             wise kernels forward, more backward) vs `fused_batchnorm.py`
-             (TensorFlow's FusedBatchNormV3, one oneDNN kernel each way), in the backbones and
-             the factor coders.
-  pool_shortcut
-             the option-A shortcut's `x[:, ::2, ::2]` (StridedSlice + StridedSliceGrad) vs a
-             1x1 stride-2 MaxPooling2D, bit-identical (`pool_shortcut.py`).
-  fused_bn+pool_shortcut
-             both patches together.
+  keras_bn   the library's BatchNormalization (TensorFlow's FusedBatchNormV3, one oneDNN kernel
+             each way) vs Keras 3's, which the library built before (moments +
+             batch_normalization: ~10 element-wise kernels forward, more backward), in the
+             backbones and the factor coders ("previous", `previous_layers.py`).
+  sliced_shortcut
+             the option-A shortcut's 1x1 stride-2 max pooling vs the strided slice
+             `x[:, ::2, ::2]` (StridedSlice + StridedSliceGrad) it replaced, bit-identical.
+  keras_bn+sliced_shortcut
+             both previous layers together: the speed-up of the two changes.
   xla        jit_compile=False vs True (XLA on CPU) for the same models (needs
              --no-deterministic: Keras silently drops jit_compile under op determinism).
 
-    .venv/bin/python bench/experiments/library_experiments.py --experiment=fused_bn
-    .venv/bin/python bench/experiments/library_experiments.py --experiment=fused_bn+pool_shortcut
+`previous_speedup_<step>` is previous time / current time (above 1: the change made it faster);
+`xla_speedup_<step>` is current time / XLA time.
+
+    .venv/bin/python bench/experiments/library_experiments.py --experiment=keras_bn
+    .venv/bin/python bench/experiments/library_experiments.py --experiment=keras_bn+sliced_shortcut
     .venv/bin/python bench/experiments/library_experiments.py --experiment=xla --no-deterministic
 """
 
@@ -32,12 +34,12 @@ import _models  # noqa: E402
 
 from experiments import patches  # noqa: E402
 
-EXPERIMENTS = ("fused_bn", "pool_shortcut", "fused_bn+pool_shortcut", "xla")
+EXPERIMENTS = ("keras_bn", "sliced_shortcut", "keras_bn+sliced_shortcut", "xla")
 
 
 def parse_args(argv=None):
     parser = _common.argument_parser(__doc__, "experiment_{experiment}_{pair}")
-    parser.add_argument("--experiment", default="fused_bn", choices=EXPERIMENTS)
+    parser.add_argument("--experiment", default="keras_bn", choices=EXPERIMENTS)
     parser.add_argument("--variants", default="student,iekd,eval", help="which steps to time")
     args = _common.parse_args(parser, argv)
     args.variants = _common.comma_list(parser, args, "variants", ("student", "iekd", "eval"))
@@ -84,7 +86,7 @@ def main(argv=None):
     batches = (train_batches, eval_batches)
     teacher = _models.build_model(pair.teacher, pair)
     variants = keras_variants(tf, pair, teacher, wanted, "current", False, *batches)
-    other = "xla" if args.experiment == "xla" else "patched"
+    other = "xla" if args.experiment == "xla" else "previous"
     if args.experiment == "xla":
         variants.update(keras_variants(tf, pair, teacher, wanted, "xla", True, *batches))
     else:
@@ -92,7 +94,7 @@ def main(argv=None):
         try:
             patched_teacher = _models.build_model(pair.teacher, pair)
             variants.update(
-                keras_variants(tf, pair, patched_teacher, wanted, "patched", False, *batches)
+                keras_variants(tf, pair, patched_teacher, wanted, "previous", False, *batches)
             )
         finally:
             undo()
@@ -103,7 +105,8 @@ def main(argv=None):
     for kind in ("student", "iekd", "eval"):
         a, b = summary.get(f"current_{kind}"), summary.get(f"{other}_{kind}")
         if a and b:
-            ratios[f"{other}_speedup_{kind}"] = round(a["median_ms"] / b["median_ms"], 3)
+            slow, fast = (a, b) if other == "xla" else (b, a)
+            ratios[f"{other}_speedup_{kind}"] = round(slow["median_ms"] / fast["median_ms"], 3)
     _common.print_summary(
         f"{args.experiment}: {pair.teacher} -> {pair.student}, batch {pair.batch_size}", summary
     )
