@@ -129,6 +129,60 @@ def set_precision(name):
     keras.config.set_dtype_policy(name)
 
 
+def gpu_count():
+    """How many GPUs the backend computes on (0 on a CPU-only machine; on JAX, TensorFlow's
+    hidden GPUs do not count)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return sum(device.platform == "gpu" for device in jax.devices())
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_logical_devices("GPU"))
+    return 0
+
+
+def resolve_determinism(deterministic, jit_compile=False):
+    """Whether a run turns on op determinism, and the line that says so at its start.
+
+    `deterministic` is `config.deterministic`: True or False as set, or None ("auto", the
+    default): on for a CPU run without XLA, where it costs little and a resumed run repeats an
+    uninterrupted one bit for bit; off on GPUs, where deterministic kernels are slower and
+    Keras would also drop XLA, and off when `jit_compile` asks for XLA. Only TensorFlow has the
+    switch: JAX's CPU steps repeat exactly as they are, and its GPU reductions may reorder.
+
+    Example:
+        >>> resolve_determinism(None)  # on a CPU-only machine, TensorFlow
+        (True, 'Op determinism: on (config.deterministic=None on the CPU): ...')
+    """
+    backend = keras.backend.backend()
+    gpus = gpu_count()
+    if backend != "tensorflow":
+        where = f"{gpus} GPU(s)" if gpus else "the CPU"
+        exact = "may differ in the last bits" if gpus else "repeats it exactly"
+        return False, (
+            f"Op determinism: not a switch on {backend} ({where}): a resumed run {exact} "
+            "against an uninterrupted one."
+        )
+    if deterministic is None:
+        on = not gpus and not jit_compile
+        why = f"config.deterministic=None {'with XLA' if jit_compile else ''}".rstrip()
+        why += f" on {gpus} GPU(s)" if gpus else " on the CPU"
+    else:
+        on, why = bool(deterministic), f"config.deterministic={bool(deterministic)}"
+    if on:
+        return True, (
+            f"Op determinism: on ({why}): the same config and seed give the same numbers, and a "
+            "resumed run repeats the uninterrupted one bit for bit; XLA is off."
+        )
+    return False, (
+        f"Op determinism: off ({why}): faster kernels, but two runs (or a resumed and an "
+        "uninterrupted one) agree only up to floating-point reordering; set "
+        "config.deterministic=True for bit-exact repeats."
+    )
+
+
 def check_jit_compile(jit_compile, strategy, deterministic=False):
     """XLA under a multi-replica strategy on CPU devices fails inside TensorFlow 2.21
     ("resource located in device CPU:1 from CPU:0"), and Keras silently turns XLA off under

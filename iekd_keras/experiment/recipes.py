@@ -31,8 +31,9 @@ def base_config():
     # The method's name in reports ("" derives it from the config, e.g. "IE-KD", "DML").
     config.label = ""
     config.seed = 0
-    # Op determinism: the same config and seed give the same results (slower on GPUs).
-    config.deterministic = True
+    # Op determinism (TensorFlow): True, False, or None for "on for a CPU run without XLA, off
+    # on GPUs" (distribute.strategies.resolve_determinism; every run prints its choice).
+    config.deterministic = placeholder(bool)
     config.data = ml_collections.ConfigDict(
         {
             "name": "cifar10",

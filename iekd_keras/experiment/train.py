@@ -20,6 +20,7 @@ from iekd_keras.distribute.batchnorm_sync import set_synchronized
 from iekd_keras.distribute.strategies import (
     check_jit_compile,
     make_strategy,
+    resolve_determinism,
     scaled_learning_rate,
     set_precision,
 )
@@ -76,18 +77,22 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     chief = multi_worker.is_chief()
     workdir = Path(workdir) if chief else Path(workdir) / "workers" / str(multi_worker.task()[1])
     set_precision(config.precision)
-    check_jit_compile(config.jit_compile, strategy, config.deterministic)
+    deterministic, determinism_line = resolve_determinism(config.deterministic, config.jit_compile)
+    check_jit_compile(config.jit_compile, strategy, deterministic)
+    if chief:
+        print(determinism_line)
     data = data if data is not None else load_dataset(config.data)
     # Fail fast: every model of the remaining stages is built and paired before any stage
     # trains or writes (the workdir is only read); it seeds nothing and leaves no names behind.
     check_run(config, data, workdir, strategy.num_replicas_in_sync)
     workdir = prepare_workdir(workdir, config, allow_config_change)
-    _seed_everything(config)
+    _seed_everything(config, deterministic)
     started = time.perf_counter()
     plan = stages.plan(config)
     with strategy.scope():
         outputs, records = run_stages(plan, config, workdir, data)
     results = _results(config, data, strategy.num_replicas_in_sync, records, started)
+    results["op_determinism"] = deterministic
     if config.export and chief:
         served = next(s.serves(config, outputs[s.name]) for s in plan if s.serves)
         results["export"] = _export(served, workdir, data)
@@ -302,10 +307,10 @@ def _backup_epoch(backup_dir):
 # The run's records
 
 
-def _seed_everything(config):
-    """Seeds Python, numpy and the backend; with `config.deterministic`, op determinism too."""
+def _seed_everything(config, deterministic):
+    """Seeds Python, numpy and the backend; turns on TensorFlow's op determinism if asked."""
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic and keras.backend.backend() == "tensorflow":
+    if deterministic:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()

@@ -19,6 +19,7 @@ from iekd_keras.distribute.strategies import (
     check_jit_compile,
     hide_gpus_from_tensorflow,
     make_strategy,
+    resolve_determinism,
     scaled_learning_rate,
     set_precision,
 )
@@ -179,3 +180,25 @@ def test_hiding_the_gpus_too_late_warns_when_tensorflow_holds_one(monkeypatch):
 def test_linear_learning_rate_scaling():
     assert scaled_learning_rate(0.1, 512, 128) == pytest.approx(0.4)
     assert scaled_learning_rate(0.1, 512, None) == 0.1
+
+
+@pytest.mark.parametrize(
+    "deterministic, jit_compile, gpus, expected, said",
+    [
+        (None, False, 0, True, "on (config.deterministic=None on the CPU)"),
+        (None, True, 0, False, "off (config.deterministic=None with XLA on the CPU)"),
+        (None, False, 1, False, "off (config.deterministic=None on 1 GPU(s))"),
+        (True, False, 2, True, "on (config.deterministic=True)"),
+        (False, False, 0, False, "off (config.deterministic=False)"),
+    ],
+)
+def test_determinism_policy(monkeypatch, deterministic, jit_compile, gpus, expected, said):
+    """None ("auto") is on for a CPU run without XLA and off on GPUs or with XLA; an explicit
+    value wins; the printed line names the choice and what it means for a resumed run."""
+    from iekd_keras.distribute import strategies
+
+    monkeypatch.setattr(strategies, "gpu_count", lambda: gpus)
+    on, line = resolve_determinism(deterministic, jit_compile)
+    assert on is expected
+    assert line.startswith(f"Op determinism: {said}:"), line
+    assert ("bit for bit" if expected else "config.deterministic=True") in line

@@ -90,9 +90,10 @@ class Interrupt(Exception):
     pass
 
 
-def test_a_config_without_some_keys_takes_base_configs_defaults(monkeypatch, tmp_path):
-    """deterministic (True), export (True) and data.image_size (32) left out: the run uses
-    base_config()'s values, not other fallbacks (op determinism, the export, 32x32 images)."""
+def test_a_config_without_some_keys_takes_base_configs_defaults(monkeypatch, tmp_path, capsys):
+    """deterministic (None), export (True) and data.image_size (32) left out: the run uses
+    base_config()'s values, not other fallbacks (op determinism on for this CPU run, the
+    export, 32x32 images), and says at its start what it chose for determinism."""
     tree = quickstart.get_config("smoke").to_dict()
     del tree["deterministic"], tree["export"], tree["data"]["image_size"]
     seen = {}
@@ -109,4 +110,5 @@ def test_a_config_without_some_keys_takes_base_configs_defaults(monkeypatch, tmp
     with pytest.raises(Interrupt):
         train.train_and_evaluate(ml_collections.ConfigDict(tree), tmp_path)
     assert seen == {"deterministic": True, "image_size": 32}
+    assert "Op determinism: on (config.deterministic=None on the CPU)" in capsys.readouterr().out
     # `export` left out: the end-to-end run of test_train_and_evaluate.py finds its export.

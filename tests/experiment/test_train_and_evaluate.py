@@ -138,7 +138,9 @@ def test_same_config_and_seed_reproduce_every_metric(run, tmp_path):
     second = json.loads((tmp_path / "results.json").read_text())
     assert metric_fields(second) == metric_fields(first)
     assert first["versions"]["tensorflow"] and first["device_count"] == 1
-    assert first["config"]["deterministic"] is True and "deterministic" not in config
+    # Left out, `deterministic` is None: on for this CPU run, recorded with the results.
+    assert first["config"]["deterministic"] is None and "deterministic" not in config
+    assert first["op_determinism"] is True
 
 
 def test_killed_run_resumes_to_the_same_result(run, tmp_path):
