@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from iekd_keras.layers import BatchNormalization
 from iekd_keras.models import cifar_mobilenet, cifar_resnet, imagenet_resnet, wide_resnet
 
 # Fraction of a normal sample beyond two standard deviations; a truncated normal has none.
@@ -64,7 +65,7 @@ def assert_pytorch_linear_uniform(weights, fan_in, label):
 
 def assert_batch_norms_are_identity_at_start(model):
     """Weight 1 and bias 0 everywhere (zero_init_residual=False), fresh running statistics."""
-    norms = layers_of(model, keras.layers.BatchNormalization)
+    norms = layers_of(model, BatchNormalization)
     assert norms
     for norm in norms:
         np.testing.assert_array_equal(values(norm.gamma), 1.0)
