@@ -217,3 +217,19 @@ def test_synchronized_layer_runs_keras_code_with_the_same_result():
     x = batch(0)
     assert_close(fused(x, training=True), reference(x, training=True), "float32")
     assert_close(fused.moving_variance, reference.moving_variance, "float32")
+
+
+@pytest.mark.tensorflow_only
+def test_fused_kernel_compiles_with_xla():
+    import tensorflow as tf
+
+    fused, reference = pair("float32")
+    x = batch(0)
+    outputs = []
+    for layer in (fused, reference):
+        step = tf.function(lambda x, layer=layer: layer(x, training=True), jit_compile=True)
+        step(x)
+        outputs.append(step(x))
+    assert_close(*outputs, "float32")
+    assert_close(fused.moving_variance, reference.moving_variance, "float32")
+    assert_close(fused.moving_mean, reference.moving_mean, "float32")
