@@ -447,6 +447,7 @@ class RemoteSteps:
         )
         ready = self._read()
         self.names = ready["ready"]
+        self.info = ready.get("info", {})
 
     def _read(self):
         while True:
@@ -481,14 +482,15 @@ class RemoteSteps:
             self.process.wait(timeout=60)
 
 
-def serve_steps(steps, warmup=0):
+def serve_steps(steps, warmup=0, info=None):
     """Worker side of RemoteSteps: after `warmup` untimed steps of each, every stdin line
     "name count" runs `count` steps of `name` and answers with a JSON list of per-step seconds;
-    "quit" or end of input stops."""
+    "quit" or end of input stops. `info` (a JSON-able dict: the worker's settings as it found
+    them) becomes the RemoteSteps' `info`."""
     for step in steps.values():
         for _ in range(warmup):
             step()
-    print(json.dumps({"ready": list(steps)}), flush=True)
+    print(json.dumps({"ready": list(steps), "info": info or {}}), flush=True)
     for line in sys.stdin:
         parts = line.split()
         if not parts or parts[0] == "quit":
