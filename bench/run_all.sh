@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark of the suite once, each waiting (up to MAX_WAIT_S) for a 1-minute load
-# average below MAX_LOAD first, and leaves the JSON files in bench/results/. About 30 minutes
+# average below MAX_LOAD first, and leaves the JSON files in bench/results/. About 40 minutes
 # on 2 cores. Arguments go to every script: only the flags they all take (--quick, --steps,
 # --batch_size).
 #
@@ -38,6 +38,7 @@ if has jax; then
 else
   echo "[bench] skipping jax_step.py: JAX is not installed in $PY"
 fi
+"$PY" bench/determinism.py "${WAIT[@]}" "${EXTRA[@]}"
 "$PY" bench/input_pipeline.py "${WAIT[@]}" "${EXTRA[@]}"
 "$PY" bench/memory.py "${WAIT[@]}" "${EXTRA[@]}"
 "$PY" bench/profile_step.py "${WAIT[@]}" "${EXTRA[@]}"
