@@ -101,8 +101,8 @@ def argument_parser(
         parser.add_argument(
             "--patches",
             default="",
-            help="build the models with these prototypes of library changes, "
-            "e.g. fused_bn+pool_shortcut (bench/experiments/)",
+            help="build the models with these patches of bench/experiments/, "
+            "e.g. keras_bn+sliced_shortcut (the library's previous layers)",
         )
     parser.add_argument("--output", default=output, help="name of the JSON in bench/results")
     parser.add_argument("--quick", action="store_true", help="a sanity run of a few minutes")

@@ -10,7 +10,7 @@ profile plugin if installed).
 
     .venv/bin/python bench/profile_step.py              # CIFAR pair, batch 128, 3 steps each
     .venv/bin/python bench/profile_step.py --quick      # batch 32, 2 steps each
-    .venv/bin/python bench/profile_step.py --patches=fused_bn+pool_shortcut  # bench/experiments/
+    .venv/bin/python bench/profile_step.py --patches=keras_bn+sliced_shortcut  # bench/experiments/
 """
 
 import collections

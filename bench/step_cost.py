@@ -18,10 +18,10 @@ and eval_distiller / eval_student. Targets: c / (a + b) <= 1.10, eval ratio <= 1
     .venv/bin/python bench/step_cost.py                 # both pairs, a few minutes
     .venv/bin/python bench/step_cost.py --quick         # sanity run, under a minute
     .venv/bin/python bench/step_cost.py --pairs=cifar --max_wait_s=600
-    .venv/bin/python bench/step_cost.py --patches=fused_bn+pool_shortcut  # proposed changes
+    .venv/bin/python bench/step_cost.py --patches=keras_bn+sliced_shortcut  # previous layers
 
-Options: --patches builds every model with the prototypes of library changes of
-bench/experiments/; --jit_compile needs --no-deterministic (Keras ignores XLA under
+Options: --patches builds every model with the patches of bench/experiments/ (there: the
+library's previous layers); --jit_compile needs --no-deterministic (Keras ignores XLA under
 op determinism, which scripts/train.py enables by default); --inter_op_threads /
 --intra_op_threads set TensorFlow's thread pools.
 """

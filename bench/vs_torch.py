@@ -10,12 +10,12 @@ iekd_keras / PyTorch (target >= 1.0), for the IE-KD step and, for context, the s
 
     .venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu  # bench extra
     .venv/bin/python bench/vs_torch.py
-    .venv/bin/python bench/vs_torch.py --patches=fused_bn+pool_shortcut \
+    .venv/bin/python bench/vs_torch.py --patches=keras_bn+sliced_shortcut \
         --jax_python=.venv/bin/python
     .venv/bin/python bench/vs_torch.py --quick
 
-`--patches` adds the Keras steps with the prototypes of library changes in bench/experiments/
-(fused_bn: fused_batchnorm.py, pool_shortcut: pool_shortcut.py) as "keras_patched", `--xla`
+`--patches` adds the Keras steps with the patches of bench/experiments/ (keras_bn,
+sliced_shortcut: the library's previous layers, previous_layers.py) as "keras_patched", `--xla`
 the Keras steps with jit_compile=True, `--jax_python` the library's own steps on Keras-on-JAX
 (bench/jax_step.py, run by that interpreter; the project's venv has JAX), `--run_decoders`
 makes PyTorch also run the unused decoders as the released code does (default: the same work
