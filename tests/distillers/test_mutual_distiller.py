@@ -1,11 +1,7 @@
 """MutualDistiller (DML, IE-DML) and its PeerOptimizer: terms, isolation, updates, round trips."""
 
 import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,6 +15,7 @@ from iekd_keras.layers import ExplorationLoss, InheritanceLoss
 from iekd_keras.losses.divergences import kl_divergence_share
 from iekd_keras.optimizers.coupled_weight_decay_sgd import CoupledWeightDecaySGD
 from iekd_keras.optimizers.peer_optimizer import PeerOptimizer
+from tests.subprocess_checks import start_check
 
 from .tiny_models import tiny_backbone, tiny_batches
 
@@ -26,7 +23,7 @@ pytestmark = pytest.mark.backend_agnostic
 
 IE = {"lambda_inh": 50.0, "lambda_exp": 50.0}
 PER_PEER = ("loss", "ce_loss", "kl_loss")
-MIRRORED_CHECK = Path(__file__).with_name("mutual_strategy_check.py")
+MIRRORED_CHECK = "tests.distillers.mutual_strategy_check"
 # Squared-error IE terms and reconstruction, then the L1 defaults (see mutual_strategy_check.py).
 MIRRORED_CASES = ("alternating_autoencoder_mse", "alternating_autoencoder")
 MIRRORED_TOLERANCE = 1e-5
@@ -36,7 +33,7 @@ SIGN_GRADIENT_TOLERANCE = 5e-3
 
 
 @pytest.fixture(scope="module", autouse=True)
-def mirrored_run(request, tmp_path_factory):
+def mirrored_run(request):
     """Starts the MirroredStrategy subprocess when this module starts, if its test is selected.
 
     Tracing the two-replica steps takes a minute or two on CPU: it runs in the background while
@@ -49,22 +46,9 @@ def mirrored_run(request, tmp_path_factory):
     if not selected:
         yield None
         return
-    folder = tmp_path_factory.mktemp("mutual_mirrored")
-    out, log = folder / "summary.json", folder / "output.log"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    # Output goes to a file: a pipe nobody reads until the end could fill up and block it.
-    with open(log, "wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, str(MIRRORED_CHECK), *MIRRORED_CASES, "--out", str(out)],
-            cwd=MIRRORED_CHECK.parents[2],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    yield process, out, log
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    check = start_check(MIRRORED_CHECK, *MIRRORED_CASES)
+    yield check
+    check.close()
 
 
 def make_peers():
@@ -646,14 +630,7 @@ def test_structure_and_refusals():
 
 def mirrored_result(mirrored_run, case):
     """The summary of `case` written by the subprocess (waited for, within pytest-timeout)."""
-    process, out, log = mirrored_run
-    try:
-        process.wait(timeout=280)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    assert process.returncode == 0, log.read_text(errors="replace")[-4000:]
-    result = json.loads(out.read_text())[case]
+    result = mirrored_run.result(timeout=280)[case]
     assert result["replicas"] == 2 and result["steps"] == 4
     assert set(result["metric_names"]) == expected_names(True, True)
     assert result["max_abs_weight_update"] > 0.1
