@@ -159,11 +159,14 @@ def resolve_determinism(deterministic, jit_compile=False):
     backend = keras.backend.backend()
     gpus = gpu_count()
     if backend != "tensorflow":
-        where = f"{gpus} GPU(s)" if gpus else "the CPU"
-        exact = "may differ in the last bits" if gpus else "repeats it exactly"
+        if gpus:
+            return False, (
+                f"Op determinism: not a switch on {backend} ({gpus} GPU(s)): reductions may "
+                "reorder, so a resumed run may differ from an uninterrupted one in the last bits."
+            )
         return False, (
-            f"Op determinism: not a switch on {backend} ({where}): a resumed run {exact} "
-            "against an uninterrupted one."
+            f"Op determinism: not a switch on {backend} (the CPU): its steps repeat exactly, "
+            "and a resumed run repeats the uninterrupted one bit for bit."
         )
     if deterministic is None:
         on = not gpus and not jit_compile
