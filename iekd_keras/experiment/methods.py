@@ -8,7 +8,9 @@ writes a config's objective from its own weights (the config files point at it).
 """
 
 import difflib
+import functools
 import inspect
+import re
 
 from iekd_keras.losses import (
     AttentionTransfer,
@@ -17,6 +19,8 @@ from iekd_keras.losses import (
     FitNetHint,
     HintonKD,
 )
+from iekd_keras.losses.attention_transfer import DEFAULT_PAIRS
+from iekd_keras.models import get_model
 
 LOSS_TYPES = {
     "kd": HintonKD,
@@ -28,16 +32,20 @@ LOSS_TYPES = {
 DISPLAY_NAMES = {"kd": "KD", "at": "AT", "fitnet": "FitNet", "ft": "FT", "crd": "CRD"}
 
 # Each method: its extra terms and the taps it needs. Standard hyper-parameters of
-# docs/method.md#ie-x (KD: T = 4, alpha = 0.9, CE weight 1 - alpha; AT: beta = 1000 on the three
-# stage outputs; FitNet: beta = 100 at stage 2; FT: beta = 500; CRD: beta = 0.8). apply_method's
-# `kd` sets other KD settings, e.g. a released yaml's.
-STAGES = ("stage1", "stage2", "stage3")
+# docs/method.md#ie-x (KD: T = 4, alpha = 0.9, CE weight 1 - alpha; AT: beta = 1000 on every
+# stage output the two models share; FitNet: beta = 100 at stage 2; FT: beta = 500; CRD:
+# beta = 0.8). apply_method's `kd` sets other KD settings, e.g. a released yaml's.
+# EVERY_STAGE: the taps are the stage outputs ("stage1", "stage2", ...) both models have, found
+# on the built models (`shared_stages`): three for the CIFAR ResNets, WRNs and MobileNet, four
+# for VGG, ResNet-50 or MobileNetV2 (RepDistiller's AT reads feat[1:-1] of each network).
+EVERY_STAGE = "every stage"
+STAGE_NAME = re.compile(r"stage(\d+)")
 STANDARD_KD = {"temperature": 4.0, "alpha": 0.9}
 METHODS = {
     "student": {"losses": ()},
     "ie": {"losses": ()},
     "kd": {"losses": ({"type": "kd", "kwargs": dict(STANDARD_KD)},)},
-    "at": {"losses": ({"type": "at", "kwargs": {"beta": 1000.0}},), "taps": STAGES},
+    "at": {"losses": ({"type": "at", "kwargs": {"beta": 1000.0}},), "taps": EVERY_STAGE},
     "fitnet": {"losses": ({"type": "fitnet", "kwargs": {"beta": 100.0}},), "taps": ("stage2",)},
     "ft": {"losses": ({"type": "ft", "kwargs": {"beta": 500.0}},)},
     "crd": {"losses": ({"type": "crd", "kwargs": {"beta": 0.8}},)},
@@ -61,7 +69,10 @@ def apply_method(config, method, kd=None):
 
     Without the "ie_" prefix the IE weights are 0 (the classic method alone); with it they
     keep their values (default 50/50). "ie" alone is CE + the IE terms. `kd` overrides the
-    standard KD settings (T = 4, alpha = 0.9); KD's CE weight is 1 - alpha.
+    standard KD settings (T = 4, alpha = 0.9); KD's CE weight is 1 - alpha. AT taps every stage
+    output that `config.teacher.model` and `config.student.model` share (`shared_stages`), so
+    set the models first; its `pairs` are written into the term's kwargs only when they differ
+    from the term's default three stages.
 
     Example:
         >>> config = apply_method(base_config(), "ie_kd", kd={"temperature": 20.0, "alpha": 0.95})
@@ -76,16 +87,75 @@ def apply_method(config, method, kd=None):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown method {method!r}; expected one of {valid}.{hint}")
     settings = kd_settings(kd)
+    taps = METHODS[base].get("taps", ())
+    if taps == EVERY_STAGE:
+        taps = shared_stages(config.teacher.model, config.student.model)
+    pairs = tuple((name, name) for name in taps)
     losses = [dict(loss) for loss in METHODS[base]["losses"]]
     for loss in losses:
         if loss["type"] == "kd":
             loss["kwargs"] = {**loss["kwargs"], **settings}
+        if loss["type"] == "at" and pairs != DEFAULT_PAIRS:
+            loss["kwargs"] = {**loss["kwargs"], "pairs": pairs}
     config.distillation_losses = tuple(losses)
     config.distiller.student_loss_weight = kd_ce_weight(settings) if base == "kd" else 1.0
-    config.teacher.taps = config.student.taps = tuple(METHODS[base].get("taps", ()))
+    config.teacher.taps = config.student.taps = tuple(taps)
     if not ie:
         config.distiller.lambda_inh = config.distiller.lambda_exp = 0.0
     return config
+
+
+def method_and_variant(arg, default="ie"):
+    """A config file's argument "<method>[,smoke]" as (method, variant): the method (`default`
+    when none is given) and "smoke" or None. Unknown methods are refused by `apply_method`.
+
+    Example:
+        >>> method_and_variant("ie_at,smoke")
+        ('ie_at', 'smoke')
+        >>> method_and_variant(None)
+        ('ie', None)
+    """
+    parts = [part for part in (arg or "").split(",") if part]
+    variants = [part for part in parts if part == "smoke"]
+    methods = [part for part in parts if part != "smoke"]
+    if len(methods) > 1 or len(variants) > 1:
+        raise ValueError(f"Config variant {arg!r}: give at most one method and 'smoke'.")
+    return (methods[0] if methods else default), (variants[0] if variants else None)
+
+
+@functools.cache
+def stage_taps(model_name):
+    """The names of the stage outputs ("stage1", "stage2", ...) of registry model `model_name`,
+    in order, read from the built model.
+
+    Example:
+        >>> stage_taps("resnet20")
+        ('stage1', 'stage2', 'stage3')
+    """
+    model = get_model(model_name, num_classes=2, input_shape=(32, 32, 3))
+    numbers = sorted(
+        int(match.group(1))
+        for match in (STAGE_NAME.fullmatch(layer.name) for layer in model.layers)
+        if match
+    )
+    if not numbers:
+        raise ValueError(
+            f"Model {model_name!r} has no stage outputs (layers named 'stage1', 'stage2', ...) "
+            "to tap; expected a backbone of iekd_keras.models."
+        )
+    return tuple(f"stage{number}" for number in numbers)
+
+
+def shared_stages(teacher, student):
+    """The stage outputs both models have, in order: what AT pairs (RepDistiller pairs the
+    maps feat[1:-1] of the two networks in order, up to the shorter list).
+
+    Example:
+        >>> shared_stages("repdistiller/vgg13", "repdistiller/MobileNetV2")
+        ('stage1', 'stage2', 'stage3', 'stage4')
+    """
+    student_stages = stage_taps(student)
+    return tuple(name for name in stage_taps(teacher) if name in student_stages)
 
 
 def kd_settings(kd=None):
