@@ -45,6 +45,7 @@ DEFAULT_STATE_KEYS = ("model",)
 DATA_PARALLEL_PREFIX = "module."
 # A refusal lists this many names of each kind, then how many more there are.
 _LISTED_NAMES = 4
+_UNPICKLER_REASON = "WeightsUnpickler error: "
 _INSTALL_TORCH = (
     "Reading PyTorch checkpoints needs torch: install the project's 'pytorch' extra "
     "(pip install torch --index-url https://download.pytorch.org/whl/cpu, then "
@@ -153,8 +154,9 @@ def read_pytorch_checkpoint(path, state_key=None):
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-        detail = " ".join(str(error).split())
-        first = detail.split(". ")[0][:300]
+        # weights_only refusals open with a long how-to; the reason follows this marker.
+        detail = " ".join(str(error).split()).partition(_UNPICKLER_REASON)
+        first = (detail[2] or detail[0]).split(". ")[0][:300].rstrip(".")
         raise ValueError(
             f"The file {path!r} is not a PyTorch checkpoint that can be read safely "
             f"(torch.load with weights_only=True says {type(error).__name__}: {first})."

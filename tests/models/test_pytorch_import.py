@@ -292,7 +292,7 @@ class Opaque:
     "content, expected",
     [
         ("text", r"is not a PyTorch checkpoint that can be read safely \(torch\.load with"),
-        ("object", r"is not a PyTorch checkpoint that can be read safely .*UnpicklingError"),
+        ("object", r"safely .*UnpicklingError: Unsupported global: GLOBAL .*\.Opaque was not an"),
         ("list", r"holds a list, not a state_dict"),
         ("no state", r"holds no state_dict .*; its keys are: 'epoch', 'best_acc'\."),
     ],
