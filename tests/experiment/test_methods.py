@@ -11,7 +11,14 @@ from configs import (
     quickstart_dml,
 )
 from iekd_keras.data import load_digits
-from iekd_keras.experiment.methods import apply_method, formula, objective
+from iekd_keras.experiment.methods import (
+    apply_method,
+    formula,
+    method_and_variant,
+    objective,
+    shared_stages,
+    stage_taps,
+)
 from iekd_keras.experiment.recipes import base_config
 from iekd_keras.experiment.train import train_and_evaluate
 from iekd_keras.models import get_model
@@ -126,3 +133,44 @@ def test_the_objective_of_mutual_learning():
         "CE_k + 0.5 * T^2 * KL(p_-k || p_k) + 50 * D_1(F_k^inh, F_-k) - 10 * D_1(F_k^exp, F_-k) "
         "+ rec_k; T = 1; F_-k: the other peer's online auto-encoder factor"
     )
+
+
+def test_at_taps_every_stage_output_both_models_share():
+    # The shipped pairs have three stages each: the term's default pairs, kwargs as before.
+    for module in (cifar10_resnet56b_resnet20b, quickstart_compare):
+        config = module.get_config("ie_at")
+        assert config.distillation_losses == ({"type": "at", "kwargs": {"beta": 1000.0}},)
+        assert config.teacher.taps == config.student.taps == ("stage1", "stage2", "stage3")
+    four = ("stage1", "stage2", "stage3", "stage4")
+    assert stage_taps("resnet18") == four
+    # A four-stage teacher and a three-stage student share three (RepDistiller's zip).
+    assert shared_stages("resnet18", "resnet8") == four[:3]
+    config = base_config()
+    config.teacher.model = config.student.model = "resnet18"
+    apply_method(config, "at")
+    (term,) = config.distillation_losses
+    assert term["kwargs"] == {"beta": 1000.0, "pairs": tuple((name, name) for name in four)}
+    assert config.teacher.taps == config.student.taps == four
+    config.teacher.model = "resnet9"
+    with pytest.raises(ValueError, match=r"Unknown model name 'resnet9'"):
+        apply_method(config, "ie_at")
+
+
+def test_a_model_without_stage_outputs_is_refused(monkeypatch):
+    import keras
+
+    from iekd_keras.experiment import methods
+
+    inputs = keras.Input((8, 8, 3))
+    plain = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    monkeypatch.setattr(methods, "get_model", lambda *args, **kwargs: plain)
+    with pytest.raises(ValueError, match=r"Model 'plain' has no stage outputs \(layers named"):
+        methods.stage_taps.__wrapped__("plain")
+
+
+def test_a_config_argument_is_one_method_and_smoke():
+    assert method_and_variant("ie_at,smoke") == ("ie_at", "smoke")
+    assert method_and_variant("smoke") == ("ie", "smoke")
+    assert method_and_variant(None, default="kd") == ("kd", None)
+    with pytest.raises(ValueError, match=r"Config variant 'kd,at': give at most one method"):
+        method_and_variant("kd,at")
