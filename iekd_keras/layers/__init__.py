@@ -1,7 +1,9 @@
 """Serialisable Keras layers of the IE framework: split, factor coders and the two IE losses,
-and the fused batch normalisation every model of the library builds."""
+the fused batch normalisation every model of the library builds, and ShuffleNet's channel
+shuffle."""
 
 from iekd_keras.layers.batch_normalization import BatchNormalization
+from iekd_keras.layers.channel_shuffle import ChannelShuffle
 from iekd_keras.layers.exploration_loss import ExplorationLoss
 from iekd_keras.layers.factor_autoencoder import FactorAutoencoder
 from iekd_keras.layers.factor_distance import FactorDistance, normalize_per_sample
@@ -11,6 +13,7 @@ from iekd_keras.layers.inheritance_loss import InheritanceLoss
 
 __all__ = [
     "BatchNormalization",
+    "ChannelShuffle",
     "ExplorationLoss",
     "FactorAutoencoder",
     "FactorDistance",
