@@ -333,7 +333,7 @@ def _plan(model, state, keras_layer_name):
         assignments.append((weight, array))
 
     missing = [
-        weight.path
+        repr(weight.path)
         for layer in layers.values()
         for weight in layer.weights
         if weight.path not in filled
@@ -380,8 +380,7 @@ def load_pytorch_state(model, state_dict, keras_layer_name=None):
     assignments, problems = _plan(model, state, keras_layer_name)
     if problems:
         raise ValueError(
-            f"The PyTorch state does not fit the Keras model {model.name!r}: "
-            f"{'; '.join(problems)}."
+            f"The PyTorch state does not fit the Keras model {model.name!r}: {'; '.join(problems)}."
         )
     for weight, array in assignments:
         weight.assign(array)

@@ -10,36 +10,38 @@ from iekd_keras.models.registry import available_models
 # Largest relative error of logits and features allowed between Keras and PyTorch (float32).
 TOLERANCE = 1e-4
 
+# (map, released module path, library layer).
+GOLDEN_NAMES = [
+    (iekd_zoo.resnet_layer_name, "conv1", "stem_conv"),
+    (iekd_zoo.resnet_layer_name, "bn1", "stem_bn"),
+    (iekd_zoo.resnet_layer_name, "layer1.0.conv1", "stage1_block1_conv1"),
+    (iekd_zoo.resnet_layer_name, "layer3.17.bn2", "stage3_block18_bn2"),
+    (iekd_zoo.resnet_layer_name, "layer2.0.shortcut.0", "stage2_block1_shortcut_conv"),
+    (iekd_zoo.resnet_layer_name, "layer2.0.shortcut.1", "stage2_block1_shortcut_bn"),
+    (iekd_zoo.resnet_layer_name, "linear", "logits"),
+    (iekd_zoo.wide_resnet_layer_name, "conv1", "stem_conv"),
+    (iekd_zoo.wide_resnet_layer_name, "block1.layer.1.bn2", "group1_block2_bn2"),
+    (iekd_zoo.wide_resnet_layer_name, "block3.layer.0.convShortcut", "group3_block1_shortcut"),
+    (iekd_zoo.wide_resnet_layer_name, "bn1", "final_bn"),
+    (iekd_zoo.wide_resnet_layer_name, "fc", "logits"),
+    (iekd_zoo.mobilenet_layer_name, "bn1", "stem_bn"),
+    (iekd_zoo.mobilenet_layer_name, "layers.0.conv1", "block1_depthwise"),
+    (iekd_zoo.mobilenet_layer_name, "layers.12.bn2", "block13_pointwise_bn"),
+    (iekd_zoo.mobilenet_layer_name, "linear", "logits"),
+]
+
 
 @pytest.mark.backend_agnostic
-@pytest.mark.parametrize(
-    "layer_name, module_path, expected",
-    [
-        (iekd_zoo.resnet_layer_name, "conv1", "stem_conv"),
-        (iekd_zoo.resnet_layer_name, "bn1", "stem_bn"),
-        (iekd_zoo.resnet_layer_name, "layer1.0.conv1", "stage1_block1_conv1"),
-        (iekd_zoo.resnet_layer_name, "layer3.17.bn2", "stage3_block18_bn2"),
-        (iekd_zoo.resnet_layer_name, "layer2.0.shortcut.0", "stage2_block1_shortcut_conv"),
-        (iekd_zoo.resnet_layer_name, "layer2.0.shortcut.1", "stage2_block1_shortcut_bn"),
-        (iekd_zoo.resnet_layer_name, "linear", "logits"),
-        (iekd_zoo.wide_resnet_layer_name, "conv1", "stem_conv"),
-        (iekd_zoo.wide_resnet_layer_name, "block1.layer.1.bn2", "group1_block2_bn2"),
-        (iekd_zoo.wide_resnet_layer_name, "block3.layer.0.convShortcut", "group3_block1_shortcut"),
-        (iekd_zoo.wide_resnet_layer_name, "bn1", "final_bn"),
-        (iekd_zoo.wide_resnet_layer_name, "fc", "logits"),
-        (iekd_zoo.mobilenet_layer_name, "bn1", "stem_bn"),
-        (iekd_zoo.mobilenet_layer_name, "layers.0.conv1", "block1_depthwise"),
-        (iekd_zoo.mobilenet_layer_name, "layers.12.bn2", "block13_pointwise_bn"),
-        (iekd_zoo.mobilenet_layer_name, "linear", "logits"),
-    ],
-)
-def test_module_paths_map_to_the_library_layers(layer_name, module_path, expected):
-    assert layer_name(module_path) == expected
+def test_module_paths_map_to_the_library_layers():
+    mapped = [(path, layer_name(path)) for layer_name, path, _ in GOLDEN_NAMES]
+    assert mapped == [(path, expected) for _, path, expected in GOLDEN_NAMES]
 
 
 @pytest.mark.backend_agnostic
 def test_an_unknown_module_path_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"'layer1\.0\.conv3' is not a module path of the released"):
+    with pytest.raises(
+        ValueError, match=r"'layer1\.0\.conv3' is not a module path of the released"
+    ):
         iekd_zoo.resnet_layer_name("layer1.0.conv3")
 
 

@@ -142,7 +142,7 @@ def refusal(state):
 def test_a_missing_tensor_is_named(network):
     state = network.state_dict()
     del state["norm.running_var"]
-    assert refusal(state).endswith(": no tensor fills the Keras weights norm/moving_variance.")
+    assert refusal(state).endswith(": no tensor fills the Keras weights 'norm/moving_variance'.")
 
 
 def test_unexpected_tensors_are_named_with_the_reason(network):
@@ -161,7 +161,7 @@ def test_a_mis_shaped_tensor_is_named_with_both_shapes(network):
     state = network.state_dict()
     state["head.weight"] = torch.zeros(10, 4)
     assert refusal(state).endswith(
-        ": mis-shaped tensors: 'head.weight' is (10, 4) where Keras weight head/kernel (4, 5) "
+        ": mis-shaped tensors: 'head.weight' is (10, 4) where Keras weight 'head/kernel' (4, 5) "
         "needs (5, 4)."
     )
 
@@ -172,15 +172,15 @@ def test_all_problems_are_told_in_one_sentence(network):
     state["head.weight"] = torch.zeros(10, 4)
     state["fc.weight"] = torch.zeros(5, 4)
     message = refusal(state)
-    assert "no tensor fills the Keras weights square/bias; unexpected tensors 'fc.weight" in message
+    assert "no tensor fills the Keras weights 'square/bias'; unexpected tensors 'fc" in message
     assert "; mis-shaped tensors: 'head.weight' is (10, 4)" in message
 
 
 def test_a_long_list_is_cut_with_a_count():
     message = refusal({})
     assert message.endswith(
-        "no tensor fills the Keras weights square/kernel, square/bias, grouped/kernel, "
-        "depthwise/kernel and 7 more."
+        "no tensor fills the Keras weights 'square/kernel', 'square/bias', 'grouped/kernel', "
+        "'depthwise/kernel' and 7 more."
     )
 
 
@@ -296,6 +296,7 @@ class Opaque:
         ("list", r"holds a list, not a state_dict"),
         ("no state", r"holds no state_dict .*; its keys are: 'epoch', 'best_acc'\."),
     ],
+    ids=["text", "object", "list", "no state"],
 )
 def test_a_file_that_is_no_checkpoint_is_named(tmp_path, content, expected):
     path = tmp_path / "file.pth"

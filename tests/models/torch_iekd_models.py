@@ -81,7 +81,9 @@ class WideBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.equal_in_out = in_planes == planes
         self.convShortcut = (
-            None if self.equal_in_out else nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+            None
+            if self.equal_in_out
+            else nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
         )
 
     def forward(self, x):

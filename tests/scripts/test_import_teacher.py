@@ -84,8 +84,7 @@ def runs(tmp_path_factory):
     }
     with ThreadPoolExecutor(len(cases)) as pool:
         futures = {
-            case: pool.submit(run, *args, python_path=path)
-            for case, (args, path) in cases.items()
+            case: pool.submit(run, *args, python_path=path) for case, (args, path) in cases.items()
         }
         results = {case: future.result() for case, future in futures.items()}
     return {"network": network, "directory": directory, **results}
@@ -120,7 +119,7 @@ def test_the_written_teacher_loads_in_safe_mode_and_equals_the_pytorch_network(r
         (
             "mis-shaped",
             r"The PyTorch state does not fit the Keras model 'resnet8': mis-shaped tensors: "
-            r"'linear\.weight' is \(10, 64\) where Keras weight logits/kernel \(64, 100\) needs "
+            r"'linear\.weight' is \(10, 64\) where Keras weight 'logits/kernel' \(64, 100\) needs "
             r"\(100, 64\)\.",
         ),
         ("no torch", r"Reading PyTorch checkpoints needs torch: install the project's .*"),
