@@ -279,7 +279,7 @@ def _listed(items):
 
 
 def _shape(shape):
-    return "(" + ", ".join(str(int(size)) for size in shape) + ")"
+    return str(tuple(int(size) for size in shape))
 
 
 def _target_of(name, layers, keras_layer_name):
