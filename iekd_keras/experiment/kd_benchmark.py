@@ -117,7 +117,9 @@ def repdistiller_cifar100(teacher, student, arg=None):
     config.teacher.model = f"{ZOO}/{teacher}"
     config.teacher.checkpoint = teacher_checkpoint(teacher)
     config.student.model = f"{ZOO}/{student}"
-    config.teacher.epochs = config.student.epochs = EPOCHS
+    # The teacher is not trained and no peers are, but check_milestones wants the LR drops
+    # inside every stage's epochs.
+    config.teacher.epochs = config.student.epochs = config.mutual.epochs = EPOCHS
     optimizer = config.optimizer
     optimizer.learning_rate = student_learning_rate(student)
     optimizer.momentum = MOMENTUM

@@ -16,6 +16,7 @@ from iekd_keras.experiment.kd_benchmark import (
     repdistiller_cifar100,
 )
 from iekd_keras.experiment.methods import objective
+from iekd_keras.experiment.recipes import base_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("kd_benchmark_*.py"))
 METHODS = ("student", "ie", "kd", "at", "fitnet", "ft", "crd")
@@ -61,8 +62,7 @@ def test_one_config_per_published_pair_with_its_commands_and_numbers():
         assert "methods.objective(get_config(variant))" in doc
         top1 = published_top1(teacher, student)
         expected = (
-            f"teacher {top1['teacher']:.2f}%, student {top1['student']:.2f}%, "
-            f"KD {top1['kd']:.2f}%"
+            f"teacher {top1['teacher']:.2f}%, student {top1['student']:.2f}%, KD {top1['kd']:.2f}%"
         )
         assert expected in doc, path.name
     assert set(pairs) == set(PUBLISHED_TOP1) and len(CONFIGS) == 11
@@ -152,14 +152,15 @@ def test_each_method_takes_repdistillers_settings():
 
 def test_every_config_and_variant_validates(monkeypatch):
     import iekd_keras.models
+    from iekd_keras.experiment import methods
     from iekd_keras.experiment.config_checks import validate_config
 
     archs = {arch for pair in PUBLISHED_TOP1 for arch in pair}
     require_registered(*sorted(archs))
-    # validate_config builds both models by name; each network is built once here.
-    monkeypatch.setattr(
-        iekd_keras.models, "get_model", functools.cache(iekd_keras.models.get_model)
-    )
+    # validate_config and stage_taps build the models by name; each network is built once here.
+    build_once = functools.cache(iekd_keras.models.get_model)
+    monkeypatch.setattr(iekd_keras.models, "get_model", build_once)
+    monkeypatch.setattr(methods, "get_model", build_once)
     failures = {}
     for path in CONFIGS:
         module = load(path)
@@ -174,17 +175,19 @@ def test_every_config_and_variant_validates(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def saved_teacher(tmp_path_factory):
-    """A random-weight zoo teacher saved as .keras, once per architecture."""
+def imported_teacher(tmp_path_factory):
+    """(checkpoint, teacher): a random-weight zoo teacher saved as .keras and loaded back as a
+    run loads `config.teacher.checkpoint`, once per architecture (the pairs share teachers)."""
+    from iekd_keras.experiment.evaluation import load_two_output_model
     from iekd_keras.models import get_model
 
     @functools.cache
-    def save(arch):
+    def save_and_load(arch):
         path = tmp_path_factory.mktemp("teachers") / f"{arch}.keras"
         get_model(f"repdistiller/{arch}", num_classes=100).save(path)
-        return path
+        return str(path), load_two_output_model(path, "teacher")
 
-    return save
+    return save_and_load
 
 
 def every_term_config(teacher, student):
@@ -203,20 +206,42 @@ def every_term_config(teacher, student):
     return config
 
 
-@pytest.mark.parametrize("pair", sorted(PUBLISHED_TOP1), ids="->".join)
-def test_one_ie_kd_step_of_each_pair_with_every_term(pair, saved_teacher):
+# The pairs whose teacher map is larger than the student's (8x8 -> 4x4, 4x4 -> 2x2): the IE terms
+# and FT need the teacher factor resized, config.distiller.resize_teacher_factor, a key that
+# base_config() does not have yet.
+RESIZED = {
+    ("wrn_40_2", "ShuffleV1"),
+    ("resnet32x4", "ShuffleV1"),
+    ("resnet32x4", "ShuffleV2"),
+    ("vgg13", "MobileNetV2"),
+    ("ResNet50", "MobileNetV2"),
+}
+NO_RESIZE_KEY = "resize_teacher_factor" not in base_config().distiller
+PAIRS = [
+    pytest.param(
+        pair,
+        marks=pytest.mark.xfail(
+            pair in RESIZED and NO_RESIZE_KEY,
+            reason="base_config() has no distiller.resize_teacher_factor yet",
+            strict=True,
+        ),
+    )
+    for pair in sorted(PUBLISHED_TOP1)
+]
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="->".join)
+def test_one_ie_kd_step_of_each_pair_with_every_term(pair, imported_teacher):
     import keras
 
     from iekd_keras import CoupledWeightDecaySGD
     from iekd_keras.experiment import stages
-    from iekd_keras.experiment.evaluation import load_two_output_model
     from iekd_keras.layers import FactorAutoencoder
 
     require_registered(*pair)
     config = every_term_config(*pair)
-    config.teacher.checkpoint = str(saved_teacher(pair[0]))
+    config.teacher.checkpoint, teacher = imported_teacher(pair[0])
     data = types.SimpleNamespace(num_classes=100, input_shape=(32, 32, 3))
-    teacher = load_two_output_model(config.teacher.checkpoint, "teacher")
     student = stages.new_model(config.student.model, data, seed=0)
     autoencoder = FactorAutoencoder(config.autoencoder.factor_channels)
     autoencoder.build(teacher.outputs[1].shape)
@@ -225,9 +250,11 @@ def test_one_ie_kd_step_of_each_pair_with_every_term(pair, saved_teacher):
     distiller.compile(optimizer=CoupledWeightDecaySGD(0.01), run_eagerly=True)
     images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     inputs = (images, np.array([0, 5], "int32"))
-    before = keras.ops.convert_to_numpy(student.trainable_weights[0]).copy()
+    before = [keras.ops.convert_to_numpy(model.weights[0]).copy() for model in (student, teacher)]
     logs = distiller.train_on_batch(inputs, np.array([3, 97], "int32"), return_dict=True)
     names = ("kd_loss", "at_loss", "fitnet_loss", "ft_loss", "crd_loss", "inheritance_loss")
     assert all(np.isfinite(logs[name]) and logs[name] != 0.0 for name in names), logs
     assert np.isfinite(logs["loss"]) and np.isfinite(logs["exploration_loss"])
-    assert not np.array_equal(keras.ops.convert_to_numpy(student.trainable_weights[0]), before)
+    student_kernel, teacher_kernel = (model.weights[0] for model in (student, teacher))
+    assert not np.array_equal(keras.ops.convert_to_numpy(student_kernel), before[0])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(teacher_kernel), before[1])
