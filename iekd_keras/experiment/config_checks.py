@@ -12,6 +12,7 @@ import ml_collections
 from iekd_keras.data import DATASETS
 from iekd_keras.distillers.mutual_distiller import PEER_FACTORS, UPDATES
 from iekd_keras.distribute.strategies import PRECISIONS, STRATEGIES
+from iekd_keras.experiment.export import check_formats, check_requirements
 from iekd_keras.experiment.recipes import base_config
 from iekd_keras.layers.factor_distance import METRICS
 from iekd_keras.layers.feature_split import MODES
@@ -102,7 +103,8 @@ def validate_config(config):
     Unknown keys and wrong types are refused by the locked, type-safe `base_config()` that
     `config` is written over (`complete_config`). Checked here: ranges (e.g. negative lambdas,
     split ratios outside (0, 1), unknown dataset names), renamed options, milestones past the
-    end, the teacher checkpoint rule, the distillation terms and the model names.
+    end, the teacher checkpoint rule, the distillation terms, the model names and the export
+    formats (and, when exporting, their optional packages).
 
     Example:
         >>> validate_config(quickstart.get_config()).teacher.min_accuracy is None
@@ -121,6 +123,7 @@ def validate_config(config):
     check_milestones(config)
     if config.method != "dml" and not config.teacher.checkpoint:
         _check_teacher_select(config.teacher)  # a teacher this run trains
+    _check_export_formats(config)
     _check_distillation_losses(config)
     _check_model_names(config)
     if config.data.name == "image_folder" and not config.data.directory:
@@ -249,3 +252,15 @@ def _check_model_names(config):
             get_model(_get(config, key), num_classes=2, input_shape=(32, 32, 3))
         except ValueError as error:
             raise ConfigError(f"config.{key}: {error}") from None
+
+
+def _check_export_formats(config):
+    """Known export formats; when the run exports, what they need is installed (checked now,
+    not after the training)."""
+    source = f"config.export_formats={tuple(config.export_formats)!r}"
+    try:
+        formats = check_formats(config.export_formats, source)
+        if config.export:
+            check_requirements(formats)
+    except (ValueError, ImportError) as error:
+        raise ConfigError(str(error)) from None

@@ -112,6 +112,9 @@ def base_config():
     )
     config.baseline = True
     config.export = True
+    # What `export` writes to <workdir>/export/, each verified on the test split: "saved_model",
+    # "litert", "litert_int8", "onnx" (experiment.export.FORMATS; ONNX needs the export extra).
+    config.export_formats = ("saved_model",)
     # "ie_kd": teacher -> auto-encoder -> student (+ baseline). "dml": two peers trained
     # together from scratch (config.mutual; IE-DML when its lambdas are non-zero), using the
     # split and distance settings of config.distiller.

@@ -95,7 +95,7 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     results["op_determinism"] = deterministic
     if config.export and chief:
         served = next(s.serves(config, outputs[s.name]) for s in plan if s.serves)
-        results["export"] = _export(served, workdir, data)
+        results["export"] = _export(served, workdir, data, config.export_formats)
     run_records.write_json_atomically(workdir / "results.json", results)
     if chief:
         print(run_records.format_table(results))
@@ -330,11 +330,15 @@ def _results(config, data, device_count, records, started):
     }
 
 
-def _export(model, workdir, data):
-    from iekd_keras.experiment.export import export_student
+def _export(model, workdir, data, formats):
+    """Exports the served model in `formats`, each verified on the test split (a file that
+    fails raises, after export/report.json is written); returns its paths and report rows."""
+    from iekd_keras.experiment.export import export_and_verify
+    from iekd_keras.experiment.export_verification import format_table
 
-    paths = export_student(model, workdir / "export", data.mean, data.std)
-    return {key: str(path) for key, path in paths.items()}
+    paths, rows = export_and_verify(model, workdir / "export", data, formats)
+    print(format_table(rows))
+    return {**{key: str(path) for key, path in paths.items()}, "verification": rows}
 
 
 def _versions():

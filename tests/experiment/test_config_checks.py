@@ -127,3 +127,15 @@ def test_a_placeholder_is_set_from_the_command_line():
     assert parse().teacher.min_accuracy is None
     with pytest.raises(flags.IllegalFlagValueError, match="could not convert string to float"):
         parse("--config.teacher.min_accuracy=high")
+
+
+def test_export_formats_are_checked_before_the_run():
+    with pytest.raises(
+        ConfigError,
+        match=r"^config.export_formats=\('saved_model', 'tflite'\) names 'tflite', which is not "
+        r"an export format; expected one or more of saved_model, litert, litert_int8, onnx\.$",
+    ):
+        validate_config({"export_formats": ("saved_model", "tflite")})
+    with pytest.raises(ConfigError, match=r"^config.export_formats=\(\) names no export format"):
+        validate_config({"export_formats": ()})
+    assert base_config().export_formats == ("saved_model",)
