@@ -1,5 +1,7 @@
 """PyTorch checkpoints read in every format, converted by layer type (checked against PyTorch's
-own outputs, and shown to fail when a conversion is wrong), and refused by name."""
+own outputs, and shown to fail when a conversion is wrong), and refused by name.
+
+The conversions and refusals run on every backend; reading files does not touch Keras."""
 
 import argparse
 import sys
@@ -18,8 +20,6 @@ from iekd_keras.models.pytorch_import import (  # noqa: E402
     read_pytorch_checkpoint,
 )
 from tests.models.torch_iekd_models import relative_error  # noqa: E402
-
-pytestmark = pytest.mark.backend_agnostic
 
 TOLERANCE = 1e-4
 
@@ -88,12 +88,14 @@ def errors(model, network):
     )
 
 
+@pytest.mark.backend_agnostic
 def test_every_layer_type_gives_the_pytorch_outputs(network):
     model = load_pytorch_state(every_layer_type_model(), network.state_dict())
     logits_error, features_error = errors(model, network)
     assert logits_error < TOLERANCE and features_error < TOLERANCE
 
 
+@pytest.mark.backend_agnostic
 def test_the_state_dict_may_hold_numpy_arrays_and_data_parallel_prefixes(network):
     state = {f"module.{name}": tensor.numpy() for name, tensor in network.state_dict().items()}
     model = load_pytorch_state(every_layer_type_model(), state)
@@ -116,6 +118,7 @@ def _swapped_moments(monkeypatch):
     monkeypatch.setitem(pytorch_import._BATCH_NORM_SLOTS, "running_var", ("moving_mean", same))
 
 
+@pytest.mark.backend_agnostic
 @pytest.mark.parametrize("mutation", [_wrong_kernel_transpose, _swapped_moments])
 def test_the_equality_check_fails_for_a_wrong_conversion(network, monkeypatch, mutation):
     mutation(monkeypatch)
@@ -139,12 +142,14 @@ def refusal(state):
     return message
 
 
+@pytest.mark.backend_agnostic
 def test_a_missing_tensor_is_named(network):
     state = network.state_dict()
     del state["norm.running_var"]
     assert refusal(state).endswith(": no tensor fills the Keras weights 'norm/moving_variance'.")
 
 
+@pytest.mark.backend_agnostic
 def test_unexpected_tensors_are_named_with_the_reason(network):
     state = network.state_dict()
     state["extra.weight"] = torch.zeros(3)
@@ -157,6 +162,7 @@ def test_unexpected_tensors_are_named_with_the_reason(network):
     )
 
 
+@pytest.mark.backend_agnostic
 def test_a_mis_shaped_tensor_is_named_with_both_shapes(network):
     state = network.state_dict()
     state["head.weight"] = torch.zeros(10, 4)
@@ -166,6 +172,7 @@ def test_a_mis_shaped_tensor_is_named_with_both_shapes(network):
     )
 
 
+@pytest.mark.backend_agnostic
 def test_all_problems_are_told_in_one_sentence(network):
     state = network.state_dict()
     del state["square.bias"]
@@ -176,6 +183,7 @@ def test_all_problems_are_told_in_one_sentence(network):
     assert "; mis-shaped tensors: 'head.weight' is (10, 4)" in message
 
 
+@pytest.mark.backend_agnostic
 def test_a_long_list_is_cut_with_a_count():
     message = refusal({})
     assert message.endswith(
@@ -184,6 +192,7 @@ def test_a_long_list_is_cut_with_a_count():
     )
 
 
+@pytest.mark.backend_agnostic
 def test_a_layer_type_the_import_does_not_convert_is_named():
     inputs = keras.Input((4,))
     outputs = keras.layers.LayerNormalization(name="ln")(inputs)
@@ -193,6 +202,7 @@ def test_a_layer_type_the_import_does_not_convert_is_named():
         load_pytorch_state(model, state)
 
 
+@pytest.mark.backend_agnostic
 def test_a_state_that_is_not_a_mapping_is_refused():
     with pytest.raises(ValueError, match=r"expects a state_dict .*; got list\."):
         load_pytorch_state(every_layer_type_model(), [np.zeros(3)])
@@ -209,10 +219,37 @@ def _assert_same_state(read, network):
 
 
 def _optimizer_state(network):
-    optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
-    network(torch.zeros(1, 4, 6, 6))[0].sum().backward()
-    optimizer.step()
-    return optimizer.state_dict()
+    """The layout of SGD's state_dict with momentum buffers (written out: a first step of
+    torch.optim takes seconds to import its compiler)."""
+    parameters = list(network.parameters())
+    return {
+        "state": {
+            index: {"momentum_buffer": torch.ones_like(p)} for index, p in enumerate(parameters)
+        },
+        "param_groups": [{"lr": 0.1, "momentum": 0.9, "params": list(range(len(parameters)))}],
+    }
+
+
+def checkpoint_in(layout, network):
+    """What each training code saves, around the network's state_dict."""
+    state = network.state_dict()
+    if layout == "bare state_dict":
+        return state
+    if layout == "DataParallel prefixes":
+        return {f"module.{name}": tensor for name, tensor in state.items()}
+    optimizer = _optimizer_state(network)
+    if layout == "RepDistiller best or epoch checkpoint":
+        return {
+            "epoch": 240,
+            "model": state,
+            "best_acc": torch.tensor([77.5]),
+            "optimizer": optimizer,
+        }
+    if layout == "RepDistiller last checkpoint (argparse options)":
+        options = argparse.Namespace(model="resnet8", lr_decay_epochs=[150, 180, 210])
+        return {"opt": options, "model": state, "optimizer": optimizer}
+    assert layout == "IE-KD base processor model.pth.tar"
+    return {"epoch": 200, "model": state, "optimizer": optimizer, "best_acc": 0.7731}
 
 
 @pytest.mark.parametrize(
@@ -226,28 +263,7 @@ def _optimizer_state(network):
     ],
 )
 def test_every_checkpoint_format_is_read(network, tmp_path, layout):
-    state = network.state_dict()
-    checkpoint = {
-        "bare state_dict": state,
-        "RepDistiller best or epoch checkpoint": {
-            "epoch": 240,
-            "model": state,
-            "best_acc": torch.tensor([77.5]),
-            "optimizer": _optimizer_state(network),
-        },
-        "RepDistiller last checkpoint (argparse options)": {
-            "opt": argparse.Namespace(model="resnet8", lr_decay_epochs=[150, 180, 210]),
-            "model": state,
-            "optimizer": _optimizer_state(network),
-        },
-        "IE-KD base processor model.pth.tar": {
-            "epoch": 200,
-            "model": state,
-            "optimizer": _optimizer_state(network),
-            "best_acc": 0.7731,
-        },
-        "DataParallel prefixes": {f"module.{name}": tensor for name, tensor in state.items()},
-    }[layout]
+    checkpoint = checkpoint_in(layout, network)
     path = tmp_path / "checkpoint.pth.tar"
     torch.save(checkpoint, path)
     _assert_same_state(read_pytorch_checkpoint(path), network)
