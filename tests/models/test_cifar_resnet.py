@@ -9,19 +9,20 @@ def trainable_count(model):
     return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
 
 
-def resnet_formula(depth, num_classes, shortcut):
+def resnet_formula(depth, num_classes, shortcut, widths=(16, 16, 32, 64)):
     """Trainable parameters of the CIFAR ResNet, written out layer by layer."""
     n = (depth - 2) // 6
-    total = 3 * 3 * 3 * 16 + 2 * 16  # stem conv (no bias) + BN gamma/beta
-    in_planes = 16
-    for planes in (16, 32, 64):
+    stem, *stage_widths = widths
+    total = 3 * 3 * 3 * stem + 2 * stem  # stem conv (no bias) + BN gamma/beta
+    in_planes = stem
+    for planes in stage_widths:
         for _ in range(n):
             total += 3 * 3 * in_planes * planes + 2 * planes  # conv1 + bn1
             total += 3 * 3 * planes * planes + 2 * planes  # conv2 + bn2
             if shortcut == "B" and in_planes != planes:
                 total += in_planes * planes + 2 * planes  # 1x1 projection + BN
             in_planes = planes
-    return total + 64 * num_classes + num_classes  # dense
+    return total + in_planes * num_classes + num_classes  # dense
 
 
 def images(batch=2, size=32, seed=0):
@@ -123,3 +124,69 @@ def test_invalid_depth_names_value_and_rule(depth):
 def test_unknown_shortcut_is_rejected():
     with pytest.raises(ValueError, match=r"shortcut='C'.*'A'.*'B'"):
         cifar_resnet(20, shortcut="C")
+
+
+X4_WIDTHS = (32, 64, 128, 256)
+
+
+def test_x4_widths_project_in_stage_one_and_match_the_formula():
+    model = cifar_resnet(8, num_classes=100, shortcut="B", widths=X4_WIDTHS)
+    assert model.name == "resnet8_widths_32_64_128_256b"
+    assert trainable_count(model) == resnet_formula(8, 100, "B", X4_WIDTHS) == 1_233_540
+    projection = model.get_layer("stage1_block1_shortcut_conv")  # 32 -> 64 channels, stride 1
+    assert projection.strides == (1, 1) and projection.kernel.shape == (1, 1, 32, 64)
+    assert tuple(model.get_layer("stem_conv").output.shape) == (None, 32, 32, 32)
+    assert tuple(model.outputs[1].shape) == (None, 8, 8, 256)
+
+
+@pytest.mark.parametrize("widths", [(32, 64, 128, 256), (16, 16, 32, 48), (5, 5, 10, 20)])
+def test_shortcut_a_refuses_widths_its_zero_padding_cannot_reach(widths):
+    with pytest.raises(ValueError, match=r"widths") as info:
+        cifar_resnet(8, shortcut="A", widths=widths)
+    assert repr(tuple(widths)) in str(info.value)
+
+
+def test_shortcut_a_with_even_doubling_widths_builds():
+    model = cifar_resnet(8, shortcut="A", widths=(8, 8, 16, 32))
+    assert trainable_count(model) == resnet_formula(8, 10, "A", (8, 8, 16, 32))
+
+
+@pytest.mark.parametrize("widths", [(16, 32, 64), (16, 16, 0, 64), (16, 16, 32, "64"), 16])
+def test_invalid_widths_name_the_value(widths):
+    with pytest.raises(ValueError, match=r"widths must be four positive integers") as info:
+        cifar_resnet(8, shortcut="B", widths=widths)
+    assert repr(widths) in str(info.value)
+
+
+def initializer_config(initializer):
+    config = initializer.get_config()
+    return (
+        type(initializer).__name__,
+        config.get("scale"),
+        config.get("mode"),
+        config.get("distribution"),
+    )
+
+
+def test_repdistiller_initialization_is_fan_out_convolutions_and_a_default_linear_layer():
+    model = cifar_resnet(8, num_classes=100, shortcut="B", initialization="repdistiller")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {initializer_config(c.kernel_initializer) for c in convs} == {
+        ("VarianceScaling", 2.0, "fan_out", "untruncated_normal")
+    }
+    dense = model.get_layer("logits")
+    assert initializer_config(dense.kernel_initializer) == (
+        "VarianceScaling",
+        1.0 / 3.0,
+        "fan_in",
+        "uniform",
+    )
+    kernel, bias = (np.asarray(w) for w in dense.get_weights())
+    assert np.abs(kernel).max() <= 1.0 / 8.0 and np.abs(bias).max() <= 1.0 / 8.0  # 1/sqrt(64)
+    default = cifar_resnet(8, num_classes=100, shortcut="B")
+    assert initializer_config(default.get_layer("stem_conv").kernel_initializer)[2] == "fan_in"
+
+
+def test_unknown_initialization_is_rejected():
+    with pytest.raises(ValueError, match=r"initialization='torch'.*'iekd', 'repdistiller'"):
+        cifar_resnet(8, initialization="torch")

@@ -69,3 +69,46 @@ def test_invalid_wrn_depth_reports_rule():
 def test_shortcut_keyword_conflicts_with_name_suffix():
     with pytest.raises(ValueError, match="suffix"):
         get_model("resnet20", shortcut="B")
+
+
+REPDISTILLER_ARCHS = (
+    "resnet8 resnet14 resnet20 resnet32 resnet44 resnet56 resnet110 resnet8x4 resnet32x4 "
+    "ResNet50 wrn_16_1 wrn_16_2 wrn_40_1 wrn_40_2 vgg8 vgg11 vgg13 vgg16 vgg19 MobileNetV2 "
+    "ShuffleV1 ShuffleV2"
+).split()
+
+
+def test_available_models_lists_every_repdistiller_network():
+    names = available_models()
+    assert [n for n in names if n.startswith("repdistiller/")] == [
+        f"repdistiller/{arch}" for arch in REPDISTILLER_ARCHS
+    ]
+
+
+@pytest.mark.parametrize("name", ["repdistiller/resnet32x4", "RepDistiller/RESNET32X4 "])
+def test_repdistiller_names_build_the_zoo_network_whatever_their_case(name):
+    model = get_model(name, num_classes=100)
+    assert model.name == "repdistiller_resnet32x4"
+    assert tuple(model.outputs[0].shape) == (None, 100)
+    assert tuple(model.outputs[1].shape) == (None, 8, 8, 256)
+    assert trainable_count(model) == 7_433_860
+
+
+def test_repdistiller_model_takes_a_name_and_an_input_shape():
+    model = get_model("repdistiller/vgg8", num_classes=3, input_shape=(64, 64, 3), name="t")
+    assert model.name == "t"
+    assert "pool3" in [layer.name for layer in model.layers]  # RepDistiller's 64x64 rule
+
+
+def test_repdistiller_model_refuses_builder_keywords():
+    with pytest.raises(ValueError, match=r"'repdistiller/wrn_16_1'.*name only.*dropout_rate"):
+        get_model("repdistiller/wrn_16_1", dropout_rate=0.3)
+
+
+def test_unknown_repdistiller_name_lists_the_zoo_and_suggests_closest():
+    with pytest.raises(ValueError) as info:
+        get_model("repdistiller/resnet33")
+    message = str(info.value)
+    assert "'repdistiller/resnet33'" in message
+    assert "repdistiller/resnet32x4" in message and "repdistiller/ShuffleV2" in message
+    assert "Did you mean 'repdistiller/resnet32'?" in message
