@@ -258,3 +258,17 @@ def test_one_ie_kd_step_of_each_pair_with_every_term(pair, imported_teacher):
     student_kernel, teacher_kernel = (model.weights[0] for model in (student, teacher))
     assert not np.array_equal(keras.ops.convert_to_numpy(student_kernel), before[0])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(teacher_kernel), before[1])
+
+
+def test_preflight_passes_with_an_imported_teacher(imported_teacher):
+    from iekd_keras.experiment.preflight import check_run
+
+    require_registered("vgg13", "vgg8")
+    data = types.SimpleNamespace(
+        name="cifar100", input_shape=(32, 32, 3), num_classes=100, num_train_examples=50000
+    )
+    config = repdistiller_cifar100("vgg13", "vgg8", "ie_at,smoke")
+    with pytest.raises(FileNotFoundError, match="teachers/repdistiller/vgg13.keras' does not"):
+        check_run(config, data)
+    config.teacher.checkpoint, _ = imported_teacher("vgg13")
+    check_run(config, data)  # four AT pairs on VGG's four stages, the IE terms, one forward
