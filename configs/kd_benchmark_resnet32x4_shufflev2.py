@@ -15,6 +15,7 @@ RepDistiller's settings. A variant's objective, written from its weights, is
 Import the teacher (RepDistiller's `scripts/fetch_pretrained_teachers.sh` downloads it), then
 train:
 
+    mkdir -p teachers/repdistiller
     python scripts/import_teacher.py --zoo=repdistiller --arch=resnet32x4 --checkpoint=save/models/resnet32x4_vanilla/ckpt_epoch_240.pth --num_classes=100 --output=teachers/repdistiller/resnet32x4.keras
     python scripts/train.py --config=configs/kd_benchmark_resnet32x4_shufflev2.py:kd --workdir=runs/kd_benchmark_resnet32x4_shufflev2/kd
     python scripts/train.py --config=configs/kd_benchmark_resnet32x4_shufflev2.py:smoke --workdir=/tmp/kd_benchmark_resnet32x4_shufflev2

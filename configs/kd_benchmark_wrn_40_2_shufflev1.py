@@ -15,6 +15,7 @@ RepDistiller's settings. A variant's objective, written from its weights, is
 Import the teacher (RepDistiller's `scripts/fetch_pretrained_teachers.sh` downloads it), then
 train:
 
+    mkdir -p teachers/repdistiller
     python scripts/import_teacher.py --zoo=repdistiller --arch=wrn_40_2 --checkpoint=save/models/wrn_40_2_vanilla/ckpt_epoch_240.pth --num_classes=100 --output=teachers/repdistiller/wrn_40_2.keras
     python scripts/train.py --config=configs/kd_benchmark_wrn_40_2_shufflev1.py:kd --workdir=runs/kd_benchmark_wrn_40_2_shufflev1/kd
     python scripts/train.py --config=configs/kd_benchmark_wrn_40_2_shufflev1.py:smoke --workdir=/tmp/kd_benchmark_wrn_40_2_shufflev1

@@ -92,6 +92,7 @@ def repdistiller_cifar100(teacher, student, arg=None):
     made once from RepDistiller's released checkpoint (`ckpt_epoch_240.pth` of
     `scripts/fetch_pretrained_teachers.sh`) by
 
+        mkdir -p teachers/repdistiller
         python scripts/import_teacher.py --zoo=repdistiller --arch=<teacher> \\
             --checkpoint=<file>.pth --num_classes=100 \\
             --output=teachers/repdistiller/<teacher>.keras
