@@ -7,6 +7,7 @@ normalisation inside, class probabilities out.
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import keras
@@ -267,7 +268,10 @@ def _write_litert_int8(model, path, calibration_images):
 
 
 def _write_onnx(model, path, calibration_images):
-    model.export(str(path), format="onnx", verbose=False)
+    with warnings.catch_warnings():
+        # Keras's numpy-2 patch of tf2onnx probes np.object, which numpy warns about.
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(path), format="onnx", verbose=False)
 
 
 _WRITERS = {

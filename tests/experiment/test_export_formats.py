@@ -60,7 +60,11 @@ def exported(tmp_path_factory):
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     steps = data.steps_per_epoch(64)
     trainer.fit(
-        data.train_dataset(64, seed=0, epochs=3), epochs=3, steps_per_epoch=steps, verbose=0
+        data.train_dataset(64, seed=0, epochs=3),
+        epochs=3,
+        steps_per_epoch=steps,
+        shuffle=False,
+        verbose=0,
     )
     root = tmp_path_factory.mktemp("exports")
     paths, rows = export_and_verify(student, root / "student", data, TESTED)
