@@ -13,6 +13,7 @@ from iekd_keras.data import DATASETS
 from iekd_keras.distillers.mutual_distiller import PEER_FACTORS, UPDATES
 from iekd_keras.distribute.strategies import PRECISIONS, STRATEGIES
 from iekd_keras.experiment.export import check_formats, check_requirements
+from iekd_keras.experiment.given_teacher import PREPROCESSING
 from iekd_keras.experiment.recipes import base_config
 from iekd_keras.layers.factor_distance import METRICS
 from iekd_keras.layers.feature_split import MODES
@@ -67,6 +68,7 @@ RANGES = {
     "teacher.min_accuracy": _non_negative,
     "teacher.select": _one_of("best", "last"),
     "teacher.select_from_epoch": _positive,
+    "teacher.preprocessing": _one_of(*PREPROCESSING),
     "autoencoder.factor_channels": _positive,
     "autoencoder.epochs": _positive,
     "autoencoder.learning_rate": _positive,

@@ -89,6 +89,12 @@ def base_config():
             # Ignored when `checkpoint` is given.
             "select": "best",
             "select_from_epoch": 20,
+            # A plain one-output classifier as `checkpoint` (experiment.given_teacher): the layer
+            # giving its feature map ("": the input of its global pooling) and the input it
+            # expects: "dataset" normalisation, "unit" [0, 1], "symmetric" [-1, 1], "raw" 0-255,
+            # or a keras.applications family (e.g. "resnet_v2").
+            "feature_layer": "",
+            "preprocessing": "dataset",
         }
     )
     config.autoencoder = ml_collections.ConfigDict(
