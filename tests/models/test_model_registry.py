@@ -85,19 +85,19 @@ def test_available_models_lists_every_repdistiller_network():
     ]
 
 
-@pytest.mark.parametrize("name", ["repdistiller/resnet32x4", "RepDistiller/RESNET32X4 "])
-def test_repdistiller_names_build_the_zoo_network_whatever_their_case(name):
-    model = get_model(name, num_classes=100)
+def test_repdistiller_name_builds_the_zoo_network():
+    model = get_model("repdistiller/resnet32x4", num_classes=100)
     assert model.name == "repdistiller_resnet32x4"
     assert tuple(model.outputs[0].shape) == (None, 100)
     assert tuple(model.outputs[1].shape) == (None, 8, 8, 256)
     assert trainable_count(model) == 7_433_860
 
 
-def test_repdistiller_model_takes_a_name_and_an_input_shape():
-    model = get_model("repdistiller/vgg8", num_classes=3, input_shape=(64, 64, 3), name="t")
-    assert model.name == "t"
+def test_repdistiller_names_are_case_insensitive_and_take_an_input_shape_and_a_name():
+    model = get_model(" RepDistiller/VGG8", num_classes=3, input_shape=(64, 64, 3))
+    assert model.name == "repdistiller_vgg8"
     assert "pool3" in [layer.name for layer in model.layers]  # RepDistiller's 64x64 rule
+    assert get_model("repdistiller/resnet8", name="student").name == "student"
 
 
 def test_repdistiller_model_refuses_builder_keywords():

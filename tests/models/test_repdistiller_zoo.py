@@ -1,10 +1,11 @@
 """RepDistiller's ResNets, ResNet50, wide ResNets and VGGs in the zoo, against PyTorch.
 
-Each network is built once (a module-scoped fixture) and checked for: parameter counts (golden
-values, read from the PyTorch renderings of ``tests/models/torch_resnet_vgg.py``), the shapes of
-``features`` and of the stage taps (RepDistiller's ``is_feat`` maps), its initializers, and,
-where torch is installed, equal logits, features and stage maps with the rendering once its
-randomised ``state_dict`` is loaded through the network's ``keras_layer_name``.
+Each network is built once, in one test, and checked for: parameter counts (golden values, read
+from the PyTorch renderings of ``tests/models/torch_resnet_vgg.py``, which equal RepDistiller's
+modules), the shapes of ``features`` and of the stage taps (RepDistiller's ``is_feat`` maps), its
+initializers, and, where torch is installed, equal logits, features and stage maps with the
+rendering once its randomised ``state_dict`` is loaded through the network's
+``keras_layer_name``.
 """
 
 import re
@@ -65,13 +66,6 @@ EXPECTED = {
 ARCHS = tuple(EXPECTED)
 # Relative agreement asked of the Keras networks and their PyTorch renderings (float32).
 RTOL = 1e-4
-
-
-@pytest.fixture(scope="module", params=ARCHS)
-def zoo_model(request):
-    """``(arch, model)``: the zoo's network for 100 classes and 32x32 images, built once."""
-    arch = request.param
-    return arch, REPDISTILLER[arch].builder(num_classes=NUM_CLASSES)
 
 
 def counts(model):
@@ -148,93 +142,52 @@ def test_zoo_names_are_found_whatever_their_case():
 
 # -------------------------------------------------------------------- the PyTorch maps
 
-
-@pytest.mark.backend_agnostic
-@pytest.mark.parametrize(
-    "torch_path, keras_name",
-    [
-        ("conv1", "stem_conv"),
-        ("bn1", "stem_bn"),
-        ("layer3.4.bn2", "stage3_block5_bn2"),
-        ("layer1.0.downsample.0", "stage1_block1_shortcut_conv"),
-        ("layer2.0.downsample.1", "stage2_block1_shortcut_bn"),
-        ("layer4.2.conv3", "stage4_block3_conv3"),  # models/resnetv2.py
-        ("layer2.0.shortcut.0", "stage2_block1_shortcut_conv"),
-        ("fc", "logits"),
-        ("linear", "logits"),
-    ],
-)
-def test_resnet_map(torch_path, keras_name):
-    assert resnet_layer_name(torch_path) == keras_name
-
-
-@pytest.mark.backend_agnostic
-@pytest.mark.parametrize(
-    "torch_path, keras_name",
-    [
-        ("conv1", "stem_conv"),
-        ("block1.layer.0.bn1", "group1_block1_bn1"),
-        ("block3.layer.5.conv2", "group3_block6_conv2"),
-        ("block2.layer.0.convShortcut", "group2_block1_shortcut"),
-        ("bn1", "final_bn"),
-        ("fc", "logits"),
-    ],
-)
-def test_wide_resnet_map(torch_path, keras_name):
-    assert wrn_layer_name(torch_path) == keras_name
+MAPPED_PATHS = [
+    # (map, PyTorch module path, Keras layer)
+    (resnet_layer_name, "conv1", "stem_conv"),
+    (resnet_layer_name, "bn1", "stem_bn"),
+    (resnet_layer_name, "layer3.4.bn2", "stage3_block5_bn2"),
+    (resnet_layer_name, "layer1.0.downsample.0", "stage1_block1_shortcut_conv"),
+    (resnet_layer_name, "layer2.0.downsample.1", "stage2_block1_shortcut_bn"),
+    (resnet_layer_name, "layer4.2.conv3", "stage4_block3_conv3"),  # models/resnetv2.py
+    (resnet_layer_name, "layer2.0.shortcut.0", "stage2_block1_shortcut_conv"),
+    (resnet_layer_name, "fc", "logits"),
+    (resnet_layer_name, "linear", "logits"),
+    (wrn_layer_name, "conv1", "stem_conv"),
+    (wrn_layer_name, "block1.layer.0.bn1", "group1_block1_bn1"),
+    (wrn_layer_name, "block3.layer.5.conv2", "group3_block6_conv2"),
+    (wrn_layer_name, "block2.layer.0.convShortcut", "group2_block1_shortcut"),
+    (wrn_layer_name, "bn1", "final_bn"),
+    (wrn_layer_name, "fc", "logits"),
+    (vgg_layer_name, "block0.0", "block0_conv1"),
+    (vgg_layer_name, "block0.1", "block0_bn1"),
+    (vgg_layer_name, "block2.4", "block2_bn2"),
+    (vgg_layer_name, "block4.9", "block4_conv4"),
+    (vgg_layer_name, "classifier", "logits"),
+]
+UNMAPPED_PATHS = [
+    (resnet_layer_name, "layer1.0.relu"),
+    (resnet_layer_name, "avgpool"),
+    (wrn_layer_name, "block1.layer.0.relu1"),
+    (vgg_layer_name, "block1.2"),  # a ReLU: no tensors
+    (vgg_layer_name, "block5.0"),
+]
 
 
 @pytest.mark.backend_agnostic
-@pytest.mark.parametrize(
-    "torch_path, keras_name",
-    [
-        ("block0.0", "block0_conv1"),
-        ("block0.1", "block0_bn1"),
-        ("block2.4", "block2_bn2"),
-        ("block4.9", "block4_conv4"),
-        ("classifier", "logits"),
-    ],
-)
-def test_vgg_map(torch_path, keras_name):
-    assert vgg_layer_name(torch_path) == keras_name
+def test_maps_name_the_keras_layer_of_each_reference_module():
+    for layer_name, torch_path, keras_name in MAPPED_PATHS:
+        assert layer_name(torch_path) == keras_name, torch_path
 
 
 @pytest.mark.backend_agnostic
-@pytest.mark.parametrize(
-    "layer_name, torch_path",
-    [
-        (resnet_layer_name, "layer1.0.relu"),
-        (resnet_layer_name, "avgpool"),
-        (wrn_layer_name, "block1.layer.0.relu1"),
-        (vgg_layer_name, "block1.2"),  # a ReLU: no tensors
-        (vgg_layer_name, "block5.0"),
-    ],
-)
-def test_maps_refuse_paths_without_a_layer_by_name(layer_name, torch_path):
-    with pytest.raises(ValueError, match=f"'{torch_path}' is not a module"):
-        layer_name(torch_path)
+def test_maps_refuse_paths_without_a_layer_by_name():
+    for layer_name, torch_path in UNMAPPED_PATHS:
+        with pytest.raises(ValueError, match=f"'{torch_path}' is not a module"):
+            layer_name(torch_path)
 
 
 # --------------------------------------------------------------------- every network
-
-
-def test_parameter_counts_are_the_pytorch_networks(zoo_model):
-    arch, model = zoo_model
-    trainable, statistics, _, _ = EXPECTED[arch]
-    assert counts(model) == (trainable, statistics)
-
-
-def test_features_and_stage_taps_are_repdistillers_feature_maps(zoo_model):
-    arch, model = zoo_model
-    _, _, stage_shapes, feature_shape = EXPECTED[arch]
-    assert model.name == f"repdistiller_{arch.lower()}"
-    assert model.output_names == ["logits", "features"]
-    assert tuple(model.outputs[0].shape) == (None, NUM_CLASSES)
-    assert tuple(model.outputs[1].shape) == (None, *feature_shape)
-    taps = [layer for layer in model.layers if re.fullmatch(r"stage\d+", layer.name)]
-    assert [layer.name for layer in taps] == stage_names(arch)
-    assert [tuple(layer.output.shape[1:]) for layer in taps] == stage_shapes
-    assert all(not layer.weights for layer in taps)
 
 
 def initializer_spec(initializer):
@@ -255,8 +208,7 @@ LINEAR_DEFAULT_KERNEL = (
 ZEROS = ("Zeros", {})
 
 
-def test_initializers_are_the_reference_files(zoo_model):
-    arch, model = zoo_model
+def assert_reference_initializers(arch, model):
     convs = [layer for layer in model.layers if type(layer) is keras.layers.Conv2D]
     assert convs and all(initializer_spec(c.kernel_initializer) == FAN_OUT_NORMAL for c in convs)
     # Convolution biases: only VGG's, zero.
@@ -277,8 +229,24 @@ def test_initializers_are_the_reference_files(zoo_model):
         assert bias == ("RandomUniform", uniform)
 
 
-def test_outputs_equal_the_pytorch_rendering_with_its_weights(zoo_model):
-    arch, model = zoo_model
+@pytest.mark.parametrize("arch", ARCHS)
+def test_network_is_repdistillers_layer_for_layer(arch):
+    """Golden parameter counts, output and stage-tap shapes and initializers; with torch, equal
+    outputs with the PyTorch rendering whose randomised state_dict it loads (one build each:
+    the checks share it)."""
+    model = REPDISTILLER[arch].builder(num_classes=NUM_CLASSES)
+    trainable, statistics, stage_shapes, feature_shape = EXPECTED[arch]
+    assert counts(model) == (trainable, statistics)
+    assert model.name == f"repdistiller_{arch.lower()}"
+    assert model.output_names == ["logits", "features"]
+    assert tuple(model.outputs[0].shape) == (None, NUM_CLASSES)
+    assert tuple(model.outputs[1].shape) == (None, *feature_shape)
+    taps = [layer for layer in model.layers if re.fullmatch(r"stage\d+", layer.name)]
+    assert [layer.name for layer in taps] == stage_names(arch)
+    assert [tuple(layer.output.shape[1:]) for layer in taps] == stage_shapes
+    assert all(not layer.weights for layer in taps)
+    assert_reference_initializers(arch, model)
+
     errors = compare_with_rendering(arch, model)
     print(f"{arch}: max relative error " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
 
