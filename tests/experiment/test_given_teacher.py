@@ -15,8 +15,6 @@ from iekd_keras.experiment.given_teacher import (
 )
 from tests.distillers.tiny_models import tiny_backbone
 
-pytestmark = pytest.mark.backend_agnostic
-
 SHAPE = (8, 8, 1)
 MEAN, STD = (0.3,), (0.2,)
 DATA = ConfigDict({"input_shape": SHAPE, "mean": MEAN, "std": STD, "name": "digits"})
@@ -61,6 +59,7 @@ def test_a_saved_softmax_classifier_teaches_with_log_probabilities(tmp_path, cap
     np.testing.assert_allclose(reloaded(images)[0], logits, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.backend_agnostic
 def test_a_logits_classifier_and_a_named_feature_layer():
     model = classifier(activation=None)
     assert not gives_probabilities(model) and gives_probabilities(classifier())
@@ -72,6 +71,7 @@ def test_a_logits_classifier_and_a_named_feature_layer():
     assert tuple(features.shape) == (3, 8, 8, 4)
 
 
+@pytest.mark.backend_agnostic
 def test_the_preprocessings_give_the_pixels_the_classifier_expects():
     images = normalised_images()
     pixels = (images * STD[0] + MEAN[0]) * 255.0
@@ -87,6 +87,7 @@ def test_the_preprocessings_give_the_pixels_the_classifier_expects():
         TeacherPreprocessing(MEAN, STD, "imagenet")
 
 
+@pytest.mark.backend_agnostic
 def test_a_feature_layer_that_is_absent_or_not_4d_names_the_choices():
     with pytest.raises(
         ValueError,
@@ -117,6 +118,7 @@ def test_a_two_output_checkpoint_is_taken_as_saved(tmp_path):
         load_teacher(tmp_path / "absent.keras", teacher_config(), DATA)
 
 
+@pytest.mark.backend_agnostic
 def test_the_config_refuses_an_unknown_preprocessing():
     with pytest.raises(
         ConfigError, match=r"^config.teacher.preprocessing='imagenet' is out of range: expected"
