@@ -146,3 +146,72 @@ def test_export_writes_a_saved_model(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "saved_model" / "saved_model.pb").exists()
     assert (tmp_path / "student.keras").exists()
+
+
+def test_replicate_dry_run_lists_the_teacher_then_every_method_and_seed(tmp_path):
+    result = run_script(
+        "replicate.py",
+        "--protocol=configs/digits_replication.py",
+        f"--workdir={tmp_path}",
+        "--methods=student,ie_at",
+        "--seeds=0,3",
+        "--dry_run",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    teacher = tmp_path / "teacher" / "teacher" / "last.keras"
+    assert result.stdout.splitlines() == [
+        f"teacher (seed 100): {tmp_path / 'teacher'}",
+        *(
+            f"{method} seed {seed}: {tmp_path / method / f'seed_{seed}'}, teacher {teacher}"
+            for method in ("student", "ie_at")
+            for seed in (0, 3)
+        ),
+    ]
+    unknown = run_script(
+        "replicate.py", f"--workdir={tmp_path}", "--methods=student,dml", "--dry_run"
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "error: --methods names 'dml', which is not a method of the protocol; expected some of "
+        "student, kd, ie_kd, at, ie_at, ft, ie_ft."
+    )
+
+
+def test_report_writes_the_paired_table(tmp_path):
+    """Two seeds of the student alone and of KD: last accuracies 0.80, 0.84 and 0.83, 0.86;
+    differences 0.03, 0.02: mean 0.025, std 0.0070711, t(0.975, 1) = 12.706205, half width
+    12.706205 * 0.0070711 / sqrt(2) = 0.063531."""
+    pytest.importorskip("matplotlib")
+    workdirs = []
+    for label, values in (("student", (0.80, 0.84)), ("KD", (0.83, 0.86))):
+        for seed, value in enumerate(values):
+            config = {
+                "label": label,
+                "seed": seed,
+                "method": "ie_kd",
+                "student": {"model": "resnet8", "epochs": 4},
+                "distillation_losses": [{"type": "kd", "kwargs": {}}] if label == "KD" else [],
+                "distiller": {"lambda_inh": 0.0, "lambda_exp": 0.0, "student_loss_weight": 1.0},
+            }
+            stages = {
+                "student": {
+                    "model": "resnet8",
+                    "best_test_accuracy": value,
+                    "last_test_accuracy": value,
+                }
+            }
+            workdir = tmp_path / label / f"seed_{seed}"
+            workdir.mkdir(parents=True)
+            (workdir / "results.json").write_text(json.dumps({"config": config, "stages": stages}))
+            workdirs.append(str(workdir))
+    result = run_script("report.py", f"--output={tmp_path / 'report'}", *workdirs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert (
+        "| KD | resnet8 | 84.50 ± 2.12 | 84.50 ± 2.12 | 2 | +2.50 [-3.85, +8.85] "
+        "| +2.50 [-3.85, +8.85] | 2 |"
+    ) in report
+    alone = "| student | resnet8 | 82.00 ± 2.83 | 82.00 ± 2.83 | 2 | reference | reference | 0 |"
+    assert alone in report
+    assert "Δ: the method minus the student alone of the same seed" in report
+    assert "| KD | resnet8 |" in result.stdout
