@@ -278,7 +278,7 @@ def collect_rows(workdirs):
 def _table_order(row):
     """Teachers, the student alone, then the methods, each beside its IE version (AT, IE-AT)."""
     rank = 0 if row.stage == "teacher" else 1 if all(r.alone for r in row.results) else 2
-    return rank, row.name.removeprefix("IE-"), row.name, row.model
+    return rank, row.name.removeprefix("IE-"), row.name.startswith("IE-"), row.name, row.model
 
 
 def _name_the_differences(rows, shown=3):

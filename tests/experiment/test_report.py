@@ -307,3 +307,11 @@ def test_plots_without_matplotlib_name_the_report_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     with pytest.raises(ImportError, match=r'pip install -e "\.\[report\]"'):
         plot_runs([], tmp_path)
+
+
+def test_rows_put_each_method_before_its_ie_version(tmp_path):
+    runs = [
+        fake_run(tmp_path / method, config_of(method, 0, CHECKPOINT), {"student": accuracy(0.9)})
+        for method in ("ie_kd", "kd", "student", "ie_at", "at")
+    ]
+    assert list(table_rows(runs)) == ["student+CE", "AT", "IE-AT", "KD", "IE-KD"]
