@@ -23,6 +23,18 @@ def load_two_output_model(path, role):
     Example:
         >>> student = load_two_output_model("runs/quickstart/student/best.keras", "student")
     """
+    model = load_keras_file(path, role)
+    two_output_shapes(model, f"{role} loaded from {str(path)!r},")
+    return model
+
+
+def load_keras_file(path, role):
+    """Loads any Keras model file; every failure is one sentence naming the file and what is
+    wrong with it (missing, not a zip archive, truncated, not a Keras model, unloadable).
+
+    Example:
+        >>> classifier = load_keras_file("my_classifier.keras", "teacher")
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"The {role} checkpoint {str(path)!r} does not exist.")
@@ -41,7 +53,6 @@ def load_two_output_model(path, role):
             f"The {role} checkpoint {str(path)!r} cannot be read: Keras fails to load it "
             f"({type(error).__name__}: {detail})."
         ) from error
-    two_output_shapes(model, f"{role} loaded from {str(path)!r},")
     return model
 
 

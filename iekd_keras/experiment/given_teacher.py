@@ -10,7 +10,6 @@ or, when that is empty, the input of its global pooling (printed).
 """
 
 import difflib
-from pathlib import Path
 
 import keras
 
@@ -116,24 +115,9 @@ def load_teacher(path, teacher_config, data):
     Example:
         >>> teacher = load_teacher("my_classifier.keras", config.teacher, data)
     """
-    from iekd_keras.experiment.evaluation import keras_file_problem  # it imports the checks
+    from iekd_keras.experiment.evaluation import load_keras_file  # it imports the checks
 
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise FileNotFoundError(
-            f"The teacher checkpoint {str(path)!r} {what}; expected a .keras file."
-        )
-    problem = keras_file_problem(path)
-    if problem:
-        raise ValueError(f"The teacher checkpoint {str(path)!r} cannot be read: {problem}.")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"The teacher checkpoint {str(path)!r} cannot be read: Keras fails to load it "
-            f"({type(error).__name__}: {' '.join(str(error).split())})."
-        ) from error
+    model = load_keras_file(path, "teacher")
     if len(getattr(model, "outputs", None) or ()) >= 2:
         two_output_shapes(model, f"teacher loaded from {str(path)!r},")
         if teacher_config.feature_layer or teacher_config.preprocessing != "dataset":
@@ -210,7 +194,11 @@ def _pooled_feature_layer(model):
     for layer in reversed(model.layers):
         if isinstance(layer, POOLING_TYPES):
             source = layer.input._keras_history.operation
-            if isinstance(source, keras.layers.Layer) and len(source.output.shape) == 4:
+            if (
+                isinstance(source, keras.layers.Layer)
+                and not isinstance(source, keras.layers.InputLayer)
+                and len(source.output.shape) == 4
+            ):
                 return source.name
     spatial = _spatial_layers(model)
     if not spatial:

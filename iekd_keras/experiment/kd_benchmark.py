@@ -128,8 +128,7 @@ def repdistiller_cifar100(teacher, student, arg=None):
     optimizer.l2_decay = WEIGHT_DECAY
     optimizer.milestones = MILESTONES
     optimizer.gamma = 0.1
-    if "resize_teacher_factor" in config.distiller:  # a key of base_config() to come
-        config.distiller.resize_teacher_factor = True
+    config.distiller.resize_teacher_factor = True
     apply_method(config, method, kd=REPDISTILLER_KD)
     _use_repdistiller_terms(config)
     return apply_variant(config, variant)

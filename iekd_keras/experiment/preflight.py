@@ -28,6 +28,7 @@ from iekd_keras.distillers.model_checks import named_output_shapes, two_output_s
 from iekd_keras.experiment import stages as stage_objects
 from iekd_keras.experiment.config_checks import ConfigError, check_milestones, complete_config
 from iekd_keras.experiment.evaluation import load_two_output_model
+from iekd_keras.experiment.given_teacher import load_teacher
 from iekd_keras.experiment.methods import build_distillation_losses
 from iekd_keras.experiment.stages import BEST, LAST, SUMMARY
 from iekd_keras.layers import FeatureSplit
@@ -161,7 +162,7 @@ def _teacher(config, data, workdir):
     finished teacher stage, else a fresh model of config.teacher.model."""
     checkpoint = config.teacher.checkpoint
     if checkpoint:
-        return _loaded_teacher(checkpoint, _teacher_source(config), data)
+        return _loaded_teacher(checkpoint, _teacher_source(config), data, config.teacher)
     if _finished(workdir, "teacher"):
         selected = BEST if config.teacher.select == "best" else LAST
         path = Path(workdir) / "teacher" / selected
@@ -169,9 +170,14 @@ def _teacher(config, data, workdir):
     return _new_model(config, "teacher.model", data)
 
 
-def _loaded_teacher(path, source, data):
+def _loaded_teacher(path, source, data, teacher_config=None):
+    """The teacher at `path`; with `teacher_config`, config.teacher.checkpoint, which may also be
+    a plain classifier (experiment.given_teacher)."""
     try:
-        teacher = load_two_output_model(path, "teacher")
+        if teacher_config is None:
+            teacher = load_two_output_model(path, "teacher")
+        else:
+            teacher = load_teacher(path, teacher_config, data)
     except FileNotFoundError:
         raise
     except ValueError as error:
@@ -277,6 +283,9 @@ def _check_student(config, data, teacher, encoder):
         _tapped(config, "student", student, student_source), "student"
     )
     teacher_shapes["factor"] = tuple(encoder.compute_output_shape(teacher_shapes["features"]))
+    if config.distiller.resize_teacher_factor:  # the Distiller resizes it to the student's size
+        factor = teacher_shapes["factor"]
+        teacher_shapes["factor"] = (factor[0], *student_shapes["features"][1:3], factor[3])
     _check_ie_terms(
         config,
         data,
@@ -304,7 +313,8 @@ def _check_ie_terms(config, data, teacher, student):
     weights = (
         f"config.distiller.lambda_inh={distiller.lambda_inh}, lambda_exp={distiller.lambda_exp}"
     )
-    _check_spatial_sizes(teacher, student, data, weights)
+    if not distiller.resize_teacher_factor:
+        _check_spatial_sizes(teacher, student, data, weights)
     _check_split(config, *student)
 
 

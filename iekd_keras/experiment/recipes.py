@@ -114,6 +114,9 @@ def base_config():
             "split_seed": 0,
             "p": 1.0,
             "distance_metric": "lp",
+            # Resize the teacher factor to the student's feature size where they differ
+            # (Distiller(resize_teacher_factor=...)); False: a mismatch is refused before training.
+            "resize_teacher_factor": False,
         }
     )
     config.baseline = True

@@ -27,6 +27,7 @@ from iekd_keras.distillers import (
 from iekd_keras.experiment import records as run_records
 from iekd_keras.experiment.diagnostics import FactorSimilarityLogger
 from iekd_keras.experiment.evaluation import evaluate_accuracy, load_two_output_model
+from iekd_keras.experiment.given_teacher import load_teacher
 from iekd_keras.experiment.methods import build_distillation_losses
 from iekd_keras.layers import FactorAutoencoder
 from iekd_keras.models import get_model, with_taps
@@ -202,7 +203,7 @@ def _load_trained_teacher(config, data, stage_dir, summary):
 def _load_given_teacher(config, data, stage_dir, summary):
     """config.teacher.checkpoint, evaluated on the test split."""
     checkpoint = config.teacher.checkpoint
-    teacher = load_two_output_model(checkpoint, "teacher")
+    teacher = load_teacher(checkpoint, config.teacher, data)
     accuracy = evaluate_accuracy(teacher, data, config.eval_batch_size)
     summary = {
         "loaded_from": str(checkpoint),

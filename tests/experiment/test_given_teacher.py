@@ -124,3 +124,32 @@ def test_the_config_refuses_an_unknown_preprocessing():
         ConfigError, match=r"^config.teacher.preprocessing='imagenet' is out of range: expected"
     ):
         validate_config({"teacher": {"preprocessing": "imagenet"}})
+
+
+def test_a_run_checks_and_loads_a_plain_classifier_teacher(tmp_path):
+    """config.teacher.checkpoint may name a plain classifier: preflight checks the run with it
+    adapted, the teacher stage loads it the same way, and a wrong feature_layer is refused."""
+    from configs import quickstart
+    from iekd_keras.experiment import stages
+    from iekd_keras.experiment.preflight import check_run
+
+    classifier("softmax").save(tmp_path / "mine.keras")
+    config = quickstart.get_config("smoke")
+    config.data.image_size = 8
+    config.student.model = "resnet8"
+    config.autoencoder.factor_channels = 4
+    config.teacher.checkpoint = str(tmp_path / "mine.keras")
+    config.teacher.preprocessing = "unit"
+    data = ConfigDict(
+        {"name": "digits", "input_shape": SHAPE, "num_classes": 10, "num_train_examples": 64}
+    )
+    data.update({"mean": MEAN, "std": STD})
+    with pytest.raises(ConfigError, match="gives 2x2 features but config.teacher.checkpoint"):
+        check_run(config, data)  # the classifier's 4x4x6 'block_out' vs ResNet-8's 2x2
+    config.distiller.resize_teacher_factor = True
+    check_run(config, data)
+    teacher = stages.load_teacher(config.teacher.checkpoint, config.teacher, data)
+    assert [output.shape[1:] for output in teacher.outputs] == [(10,), (4, 4, 6)]
+    config.teacher.feature_layer = "pool"
+    with pytest.raises(ConfigError, match="'pool'.*conv1"):
+        check_run(config, data)

@@ -16,7 +16,6 @@ from iekd_keras.experiment.kd_benchmark import (
     repdistiller_cifar100,
 )
 from iekd_keras.experiment.methods import objective
-from iekd_keras.experiment.recipes import base_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("kd_benchmark_*.py"))
 METHODS = ("student", "ie", "kd", "at", "fitnet", "ft", "crd")
@@ -206,9 +205,8 @@ def every_term_config(teacher, student):
     return config
 
 
-# The pairs whose teacher map is larger than the student's (8x8 -> 4x4, 4x4 -> 2x2): the IE terms
-# and FT need the teacher factor resized, config.distiller.resize_teacher_factor, a key that
-# base_config() does not have yet.
+# Five pairs' teacher maps are larger than the student's (8x8 -> 4x4, 4x4 -> 2x2): their IE
+# terms and FT run on the teacher factor resized (config.distiller.resize_teacher_factor).
 RESIZED = {
     ("wrn_40_2", "ShuffleV1"),
     ("resnet32x4", "ShuffleV1"),
@@ -216,18 +214,7 @@ RESIZED = {
     ("vgg13", "MobileNetV2"),
     ("ResNet50", "MobileNetV2"),
 }
-NO_RESIZE_KEY = "resize_teacher_factor" not in base_config().distiller
-PAIRS = [
-    pytest.param(
-        pair,
-        marks=pytest.mark.xfail(
-            pair in RESIZED and NO_RESIZE_KEY,
-            reason="base_config() has no distiller.resize_teacher_factor yet",
-            strict=True,
-        ),
-    )
-    for pair in sorted(PUBLISHED_TOP1)
-]
+PAIRS = sorted(PUBLISHED_TOP1)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids="->".join)
@@ -243,6 +230,8 @@ def test_one_ie_kd_step_of_each_pair_with_every_term(pair, imported_teacher):
     config.teacher.checkpoint, teacher = imported_teacher(pair[0])
     data = types.SimpleNamespace(num_classes=100, input_shape=(32, 32, 3))
     student = stages.new_model(config.student.model, data, seed=0)
+    sizes = {tuple(model.outputs[1].shape[1:3]) for model in (teacher, student)}
+    assert (len(sizes) == 2) == (pair in RESIZED), sizes
     autoencoder = FactorAutoencoder(config.autoencoder.factor_channels)
     autoencoder.build(teacher.outputs[1].shape)
     terms = stages.distillation_terms(config, num_train_examples=8)
@@ -272,3 +261,18 @@ def test_preflight_passes_with_an_imported_teacher(imported_teacher):
         check_run(config, data)
     config.teacher.checkpoint, _ = imported_teacher("vgg13")
     check_run(config, data)  # four AT pairs on VGG's four stages, the IE terms, one forward
+
+
+def test_preflight_passes_a_pair_whose_teacher_factor_is_resized(imported_teacher):
+    from iekd_keras.experiment.preflight import check_run
+
+    require_registered("resnet32x4", "ShuffleV2")
+    data = types.SimpleNamespace(
+        name="cifar100", input_shape=(32, 32, 3), num_classes=100, num_train_examples=50000
+    )
+    config = repdistiller_cifar100("resnet32x4", "ShuffleV2", "ie_kd,smoke")
+    config.teacher.checkpoint, _ = imported_teacher("resnet32x4")
+    check_run(config, data)  # 8x8 teacher factor resized to the student's 4x4 features
+    config.distiller.resize_teacher_factor = False
+    with pytest.raises(ValueError, match="need equal spatial sizes"):
+        check_run(config, data)
