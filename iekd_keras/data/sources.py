@@ -1,5 +1,7 @@
 """Dataset sources: the offline digits default, tensorflow-datasets CIFAR, and image folders."""
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
@@ -99,37 +101,71 @@ def load_cifar(name="cifar10", data_dir=None):
 
 
 def load_image_folder(directory, image_size, test_fraction=0.2, split_seed=0, padding=4, flip=True):
-    """Images in `directory/<class name>/*.{jpg,png,...}`, through Keras's directory loader.
+    """Your own images, one sub-folder per class, through Keras's directory loader (RGB).
 
-    Loaded into memory, resized to `image_size`, and split train/test with `split_seed`. The
-    normalisation statistics are measured on the training split.
+    Two layouts: `directory/<class>/<image>` is split train/test by a fixed permutation of
+    `split_seed` (`test_fraction` held out); `directory/train/<class>/<image>` beside
+    `directory/test/<class>/<image>` gives the two splits as they are (the same class folders
+    in both). Classes are numbered in the alphabetical order of their folder names, as
+    `keras.utils.image_dataset_from_directory` numbers them. Images are resized to
+    `image_size` (aspect ratio not kept) and held in memory; the normalisation statistics are
+    measured on the training split.
+
+    Example:
+        >>> data = load_image_folder("flowers", image_size=32)  # flowers/roses/*.jpg, ...
+        >>> data.num_classes, data.input_shape
+        (5, (32, 32, 3))
     """
-    import keras
-
-    dataset = keras.utils.image_dataset_from_directory(
-        directory, image_size=(image_size, image_size), batch_size=None, shuffle=False
-    )
-    class_names = dataset.class_names
-    images, labels = [], []
-    for image, label in dataset.as_numpy_iterator():
-        images.append(image)
-        labels.append(label)
-    if not images:
-        raise ValueError(f"No images were found under {directory!r}.")
-    images = np.stack(images).astype("float32")
-    labels = np.asarray(labels, "int32")
-    train_images, train_labels, test_images, test_labels = _split(
-        images, labels, test_fraction, split_seed
-    )
+    root = Path(directory)
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise ValueError(
+            f"The image folder {str(directory)!r} {what}; expected a folder holding one "
+            "sub-folder of images per class (or train/ and test/ folders that do)."
+        )
+    train_folder, test_folder = root / "train", root / "test"
+    if train_folder.is_dir() and test_folder.is_dir():
+        train_images, train_labels, classes = _read_class_folders(train_folder, image_size)
+        test_images, test_labels, test_classes = _read_class_folders(test_folder, image_size)
+        if test_classes != classes:
+            raise ValueError(
+                f"The class folders of {str(test_folder)!r} {test_classes} differ from those "
+                f"of {str(train_folder)!r} {classes}; expected the same classes in both."
+            )
+    else:
+        images, labels, classes = _read_class_folders(root, image_size)
+        train_images, train_labels, test_images, test_labels = _split(
+            images, labels, test_fraction, split_seed
+        )
+        if not len(test_images) or not len(train_images):
+            raise ValueError(
+                f"The image folder {str(directory)!r} holds {len(images)} images: too few to "
+                f"hold out test_fraction={test_fraction!r} of them and train on the rest."
+            )
     return ImageData(
         name=str(directory),
         train_images=train_images,
         train_labels=train_labels,
         test_images=test_images,
         test_labels=test_labels,
-        num_classes=len(class_names),
+        num_classes=len(classes),
         mean=tuple(float(m) for m in train_images.mean(axis=(0, 1, 2)) / 255.0),
         std=tuple(float(s) for s in train_images.std(axis=(0, 1, 2)) / 255.0),
         padding=padding,
         flip=flip,
     )
+
+
+def _read_class_folders(folder, image_size):
+    """(float32 images 0-255, int32 labels, class names) of `folder/<class>/<image>`."""
+    import keras
+
+    dataset = keras.utils.image_dataset_from_directory(
+        folder, image_size=(image_size, image_size), batch_size=256, shuffle=False
+    )
+    batches = list(dataset.as_numpy_iterator())
+    if not batches:
+        raise ValueError(f"No images were found under {str(folder)!r}.")
+    images = np.concatenate([batch[0] for batch in batches]).astype("float32")
+    labels = np.concatenate([batch[1] for batch in batches]).astype("int32")
+    return images, labels, list(dataset.class_names)
