@@ -69,6 +69,7 @@ INPUTS = {
     "cifar10": ((32, 32, 3), 10),
     "cifar100": ((32, 32, 3), 100),
     "imagenet2012": ((224, 224, 3), 1000),
+    "image_folder": ((32, 32, 3), 10),  # any folder; configs/image_folder.py's 32x32 images
 }
 
 
@@ -195,6 +196,8 @@ AUDIT = {
     "quickstart_compare": (None, (("resnet20", "A"), ("resnet8", "A")), (4.0, 0.9), ("last", 20)),
     "quickstart_dml": (None, (("resnet8", "A"), ("resnet8", "A")), None, None),
     "digits_replication": (None, (("resnet20", "A"), ("resnet8", "A")), (4.0, 0.9), ("last", 20)),
+    # The user's classifier is the teacher; teacher.model is trained only without a checkpoint.
+    "image_folder": (None, (("resnet56b", "B"), ("resnet20", "A")), (4.0, 0.9), ("best", 20)),
 }
 # IE-DML runs the DML pairs with the IE terms (the released code has no IE-DML).
 for _pair in ("resnet32b_mobilenet", "resnet32_resnet32", "resnet56b_resnet32b"):
