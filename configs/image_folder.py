@@ -8,7 +8,8 @@
   classes are numbered in the alphabetical order of their folder names
   (`keras.utils.image_dataset_from_directory`'s order): the teacher's outputs must follow it
   (the teacher's test accuracy, checked before distillation, shows a mismatch). Images are
-  resized to `data.image_size` (32) square, RGB.
+  read as RGB and resized to `data.image_size` (32) square; training reflect-pads them by 4,
+  crops and flips them.
 - teacher: `teacher.checkpoint`, a `.keras` classifier with one output (logits or softmax
   probabilities) that takes `(image_size, image_size, 3)` images (`--config.data.image_size`
   sets the size). Its feature map is the output of `teacher.feature_layer` (empty: the input
@@ -29,8 +30,9 @@
 - recipe: global batch 128, 160 student epochs, Nesterov SGD at LR 0.1, x0.1 after epochs 80
   and 120, weight decay 5e-4 (the paper's); a shorter run moves the milestones with the
   epochs: `--config.student.epochs=60 --config.teacher.epochs=60
-  --config.optimizer.milestones="(30, 45)"`. The same student is also trained alone
-  (`baseline`), so the report shows what distilling gave.
+  --config.optimizer.milestones="(30, 45)"` (the teacher's epochs, unused with a checkpoint,
+  are checked against the milestones too). The same student is also trained alone
+  (`baseline`), so the table at the end shows what distilling gave.
 - export: every format of `export_formats` (SavedModel, LiteRT, int8 LiteRT, ONNX) is written
   to `<workdir>/export/` and checked in its own runtime against the Keras student on the test
   split (`export/report.json`, docs/export.md).
