@@ -53,16 +53,22 @@ def raw_batches(data, split, batch_size):
         yield (np.asarray(normalised) * std + mean) * 255.0, np.asarray(labels)
 
 
-def first_images(data, split, count):
-    """The first `count` raw images of `split` (fewer if the split is smaller), float32 0-255.
+def calibration_images(data, split, count, seed=0):
+    """`count` raw images of `split` for int8 calibration (fewer if the split is smaller),
+    float32 0-255: a seeded random sample of an in-memory split (whose stored order may run
+    class by class, as an image folder's does), else the first `count` of its evaluation order.
 
     Example:
-        >>> first_images(load_digits(16), "train", 256).shape
+        >>> calibration_images(load_digits(16), "train", 256).shape
         (256, 16, 16, 1)
     """
+    images = getattr(data, f"{split}_images", None)
+    if images is not None:
+        chosen = np.random.default_rng(seed).permutation(len(images))[:count]
+        return np.asarray(images, "float32")[np.sort(chosen)]
     taken, total = [], 0
-    for images, _ in raw_batches(data, split, min(count, 256)):
-        taken.append(images[: count - total])
+    for batch, _ in raw_batches(data, split, min(count, 256)):
+        taken.append(batch[: count - total])
         total += len(taken[-1])
         if total >= count:
             break
@@ -159,11 +165,13 @@ class _Tally:
     max_difference: float = 0.0
     failure: str | None = None
 
-    def add(self, images, expected, labels):
+    def add(self, images, expected, labels, probabilities=None):
+        """Tallies one batch; `probabilities` are this runtime's answer when already computed."""
         if self.failure:
             return
         try:
-            probabilities = np.asarray(self.run(images), "float32")
+            if probabilities is None:
+                probabilities = np.asarray(self.run(images), "float32")
         except Exception as error:  # noqa: BLE001 - any runtime failure is the file's verdict
             self.failure = (
                 f"it fails to run on the test images ({type(error).__name__}: "
@@ -222,8 +230,8 @@ def verify_exports(model, paths, batches):
         labels = np.asarray(labels).reshape(-1)
         timed.extend(images[: max(0, LATENCY_IMAGES - len(timed))])
         expected = np.asarray(reference.run(images), "float32")
-        for tally in tallies.values():
-            tally.add(images, expected, labels)
+        for kind, tally in tallies.items():
+            tally.add(images, expected, labels, expected if kind == REFERENCE else None)
     if not reference.count:
         raise ValueError("The verification got no images: the test split is empty.")
     rows = []

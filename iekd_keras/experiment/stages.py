@@ -216,7 +216,8 @@ def _load_given_teacher(config, data, stage_dir, summary):
             "test_accuracy": accuracy,
         },
     }
-    return teacher, {"teacher": (config.teacher.model, teacher, summary)}
+    # The loaded model's own name: a given file need not be config.teacher.model.
+    return teacher, {"teacher": (teacher.name, teacher, summary)}
 
 
 def selected_teacher_checkpoint(teacher_config, stage_dir):

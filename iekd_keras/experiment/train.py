@@ -95,10 +95,14 @@ def train_and_evaluate(config, workdir, data=None, allow_config_change=False):
     results["op_determinism"] = deterministic
     if config.export and chief:
         served = next(s.serves(config, outputs[s.name]) for s in plan if s.serves)
-        results["export"] = _export(served, workdir, data, config.export_formats)
+        results["export"] = _export(served, workdir, data, config)
     run_records.write_json_atomically(workdir / "results.json", results)
     if chief:
         print(run_records.format_table(results))
+    if "export" in results:  # a failed verification is told after the run is recorded
+        from iekd_keras.experiment.export_verification import check_rows
+
+        check_rows(results["export"]["verification"])
     return results
 
 
@@ -330,13 +334,20 @@ def _results(config, data, device_count, records, started):
     }
 
 
-def _export(model, workdir, data, formats):
-    """Exports the served model in `formats`, each verified on the test split (a file that
-    fails raises, after export/report.json is written); returns its paths and report rows."""
+def _export(model, workdir, data, config):
+    """Exports the served model in config.export_formats, each verified on the test split
+    (export/report.json); returns its paths and report rows."""
     from iekd_keras.experiment.export import export_and_verify
     from iekd_keras.experiment.export_verification import format_table
 
-    paths, rows = export_and_verify(model, workdir / "export", data, formats)
+    paths, rows = export_and_verify(
+        model,
+        workdir / "export",
+        data,
+        config.export_formats,
+        batch_size=config.eval_batch_size,
+        check=False,
+    )
     print(format_table(rows))
     return {**{key: str(path) for key, path in paths.items()}, "verification": rows}
 

@@ -29,8 +29,8 @@ from iekd_keras.experiment.export import (
 )
 from iekd_keras.experiment.export_verification import (
     ExportMismatch,
+    calibration_images,
     check_rows,
-    first_images,
     format_table,
     raw_batches,
     verify_exports,
@@ -70,7 +70,7 @@ def exported(tmp_path_factory):
     paths, rows = export_and_verify(student, root / "student", data, TESTED)
     keras.utils.set_random_seed(1)
     other = get_model("resnet8", num_classes=10, input_shape=data.input_shape)
-    calibration = first_images(data, "train", 32)
+    calibration = calibration_images(data, "train", 32)
     other_paths = export_student(other, root / "other", data.mean, data.std, TESTED, calibration)
     return SimpleNamespace(data=data, student=student, paths=paths, rows=rows, other=other_paths)
 
@@ -187,7 +187,7 @@ def test_a_missing_runtime_names_the_extra(monkeypatch):
     with pytest.raises(
         ModuleNotFoundError,
         match=r"^The onnx export needs the optional packages tf2onnx, onnx, onnxruntime, which "
-        r"are not installed; install the export extra: pip install 'iekd_keras\[export\]'\.$",
+        r"are not installed; install them: pip install 'iekd_keras\[export\]'\.$",
     ):
         check_requirements(("saved_model", "onnx"))
     # A run asking for ONNX is refused before it trains; one that does not export is not.

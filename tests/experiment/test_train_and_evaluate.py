@@ -95,6 +95,29 @@ def test_rerun_skips_finished_stages(run):
     assert np.isfinite(again["wall_time_s"])
 
 
+def test_a_failed_export_verification_is_told_after_the_run_is_recorded(run, tmp_path, monkeypatch):
+    import shutil
+
+    from iekd_keras.experiment import export_verification
+
+    config, workdir, _ = run
+    shutil.copytree(workdir, tmp_path / "run")
+    (tmp_path / "run" / "results.json").unlink()
+    verify = export_verification.verify_exports
+
+    def failing(*args, **kwargs):
+        rows = verify(*args, **kwargs)
+        rows[-1].update(verified=False, problem="a simulated mismatch")
+        return rows
+
+    monkeypatch.setattr(export_verification, "verify_exports", failing)
+    with pytest.raises(export_verification.ExportMismatch, match="a simulated mismatch"):
+        train_and_evaluate(config, tmp_path / "run", data=load_digits(image_size=8))
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["export"]["verification"][-1]["verified"] is False
+    assert set(results["stages"]) >= {"teacher", "student", "baseline"}
+
+
 def test_teacher_loaded_from_a_checkpoint(run, tmp_path):
     config, workdir, first = run
     config = config.copy_and_resolve_references()
