@@ -1,5 +1,5 @@
-"""RepDistiller's CIFAR-100 benchmark (Tian et al., ICLR 2020) as configs: its teacher/student
-pairs, its student recipe, each method with its own settings, and IE on top (docs/kd_benchmark.md).
+"""RepDistiller's CIFAR-100 benchmark (Tian et al., ICLR 2020) as configs: eleven of its
+teacher/student pairs, its student recipe, each method with its own settings, and IE on top (docs/kd_benchmark.md).
 
 The teacher is RepDistiller's trained network, imported once from its PyTorch checkpoint into
 a `.keras` file and never trained here; the IE auto-encoder stage runs on it unchanged, then the
@@ -45,7 +45,8 @@ REPDISTILLER_TERMS = {
         "momentum": 0.5,  # --nce_m
     },
 }
-# The eleven pairs and their published CIFAR-100 top-1 (%) in the columns `PUBLISHED_COLUMNS`:
+# Eleven of the thirteen pairs of its README tables (resnet110 -> resnet20 and ResNet50 -> vgg8
+# have no config yet) and their published CIFAR-100 top-1 (%) in the columns `PUBLISHED_COLUMNS`:
 # RepDistiller README, "Benchmark Results on CIFAR-100" (Tian et al., ICLR 2020), the accuracy of
 # the last epoch (`train_student.py`): the teacher, the vanilla student and each method's student.
 PUBLISHED_COLUMNS = ("teacher", "student", "kd", "fitnet", "at", "ft", "crd")
