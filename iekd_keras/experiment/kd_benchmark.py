@@ -1,5 +1,6 @@
 """RepDistiller's CIFAR-100 benchmark (Tian et al., ICLR 2020) as configs: eleven of its
-teacher/student pairs, its student recipe, each method with its own settings, and IE on top (docs/kd_benchmark.md).
+teacher/student pairs, its student recipe, each method with its own settings, and IE on top
+(docs/kd_benchmark.md).
 
 The teacher is RepDistiller's trained network, imported once from its PyTorch checkpoint into
 a `.keras` file and never trained here; the IE auto-encoder stage runs on it unchanged, then the
