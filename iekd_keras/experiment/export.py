@@ -180,8 +180,7 @@ def export_and_verify(
         >>> paths, rows = export_and_verify(student, "export", data, ("litert", "onnx"))
         >>> print(export_verification.format_table(rows))
     """
-    formats = check_formats(formats)
-    check_requirements(formats)
+    formats = check_formats(formats)  # export_student checks the requirements
     calibration = None
     if "litert_int8" in formats:
         calibration = export_verification.calibration_images(data, "train", CALIBRATION_IMAGES)

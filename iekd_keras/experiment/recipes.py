@@ -219,19 +219,15 @@ def paper_cifar(dataset, teacher, student, arg=None):
         >>> config.distillation_losses[0]["kwargs"]
         {'temperature': 20.0, 'alpha': 0.95}
     """
-    from iekd_keras.experiment.methods import apply_method
+    from iekd_keras.experiment.methods import apply_method, method_and_variant
 
     config = base_config()
     config.data.name = dataset
     config.teacher.model = teacher
     config.student.model = student
-    parts = [part for part in (arg or "").split(",") if part]
-    variants = [part for part in parts if part == "smoke"]
-    methods = [part for part in parts if part != "smoke"]
-    if len(methods) > 1 or len(variants) > 1:
-        raise ValueError(f"Config variant {arg!r}: give at most one method and 'smoke'.")
-    apply_method(config, methods[0] if methods else "ie", kd=RELEASED_KD[dataset])
-    apply_variant(config, variants[0] if variants else None)
+    method, variant = method_and_variant(arg)
+    apply_method(config, method, kd=RELEASED_KD[dataset])
+    apply_variant(config, variant)
     return config
 
 

@@ -10,6 +10,7 @@ import keras
 
 from iekd_keras.layers.initializers import kaiming_normal
 from iekd_keras.models import _building_blocks as blocks
+from iekd_keras.models.pytorch_import import dotted_path_to_layer_name
 
 # (output channels before the width multiplier, blocks, first stride) of the seven groups of
 # inverted residual blocks; the first group expands by 1, the others by the net's expansion.
@@ -42,7 +43,7 @@ def keras_layer_name(torch_module_path):
     """
     if torch_module_path == "classifier.0":
         return "logits"
-    return torch_module_path.replace(".", "_")
+    return dotted_path_to_layer_name(torch_module_path)
 
 
 def _conv_unit(x, prefix, index, filters, kernel_size=1, strides=1, depthwise=False, relu=True):

@@ -15,6 +15,7 @@ from iekd_keras.layers.feature_split import FeatureSplit
 from iekd_keras.layers.grouped_conv2d import GroupedConv2D
 from iekd_keras.layers.initializers import pytorch_default_bias, pytorch_default_kernel
 from iekd_keras.models import _building_blocks as blocks
+from iekd_keras.models.pytorch_import import dotted_path_to_layer_name
 
 _STEM_CHANNELS = 24
 # ``ShuffleV1``: output channels and blocks of the three layers, and the groups.
@@ -39,7 +40,7 @@ def keras_layer_name(torch_module_path):
     """
     if torch_module_path == "linear":
         return "logits"
-    return torch_module_path.replace(".", "_")
+    return dotted_path_to_layer_name(torch_module_path)
 
 
 def _conv1x1(x, filters, name, groups=1):
