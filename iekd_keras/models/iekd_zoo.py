@@ -32,6 +32,7 @@ Example:
 
 import re
 
+from iekd_keras.models import repdistiller_wrn
 from iekd_keras.models.registry import get_model
 from iekd_keras.models.zoo import ZooEntry
 
@@ -73,18 +74,6 @@ _RESNET_PATTERNS = (
     ),
 )
 
-_WRN_NAMES = {"conv1": "stem_conv", "bn1": "final_bn", "fc": "logits"}
-_WRN_PATTERNS = (
-    (
-        re.compile(r"block(?P<group>\d+)\.layer\.(?P<index>\d+)\.(?P<part>bn1|conv1|bn2|conv2)"),
-        "group{group}_block{block}_{part}",
-    ),
-    (
-        re.compile(r"block(?P<group>\d+)\.layer\.(?P<index>\d+)\.convShortcut"),
-        "group{group}_block{block}_shortcut",
-    ),
-)
-
 _MOBILENET_NAMES = {"conv1": "stem_conv", "bn1": "stem_bn", "linear": "logits"}
 _MOBILENET_PARTS = {
     "conv1": "depthwise",
@@ -115,7 +104,13 @@ def wide_resnet_layer_name(torch_module_path):
         >>> wide_resnet_layer_name("block3.layer.0.convShortcut")
         'group3_block1_shortcut'
     """
-    return _rename(torch_module_path, _WRN_NAMES, _WRN_PATTERNS, "WideResNet")
+    # The released and RepDistiller's WideResNet share their module paths: one map serves both.
+    try:
+        return repdistiller_wrn.keras_layer_name(torch_module_path)
+    except ValueError:
+        raise ValueError(
+            f"{torch_module_path!r} is not a module path of the released IE-KD code's WideResNet."
+        ) from None
 
 
 def mobilenet_layer_name(torch_module_path):
