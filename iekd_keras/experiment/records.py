@@ -76,11 +76,17 @@ NEUTRAL_KEYS = ("verbose",)
 MAX_DIFFERENCES_SHOWN = 5
 
 
-def _flatten(tree, prefix=""):
+def flat_config(tree, prefix=""):
+    """{"group.key": value} of a nested config dict, tuples as lists (as JSON holds them).
+
+    Example:
+        >>> flat_config({"seed": 0, "optimizer": {"milestones": (80, 120)}})
+        {'seed': 0, 'optimizer.milestones': [80, 120]}
+    """
     flat = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flat_config(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
     return flat
@@ -88,7 +94,7 @@ def _flatten(tree, prefix=""):
 
 def config_differences(old, new):
     """`key: old -> new` lines for every key whose value differs (neutral keys ignored)."""
-    old_flat, new_flat = _flatten(old), _flatten(new)
+    old_flat, new_flat = flat_config(old), flat_config(new)
     lines = []
     for key in sorted(set(old_flat) | set(new_flat)):
         if key in NEUTRAL_KEYS:

@@ -26,6 +26,7 @@ import statistics
 from pathlib import Path
 
 from iekd_keras.experiment import records as run_records
+from iekd_keras.experiment.records import flat_config
 
 # Keys that change nothing a stage trains: the seed (a row's runs differ by it), where the
 # data live, and what a run prints or writes besides its checkpoints.
@@ -92,22 +93,6 @@ def run_label(config):
 
 # ------------------------------------------------------------------------------------------
 # What a stage depends on
-
-
-def flat_config(config, prefix=""):
-    """{"group.key": value} of a nested config dict.
-
-    Example:
-        >>> flat_config({"seed": 0, "teacher": {"epochs": 15}})
-        {'seed': 0, 'teacher.epochs': 15}
-    """
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flat_config(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def stage_recipe(config, stage):
